@@ -1,0 +1,77 @@
+"""Domain errors: a machine code, a message a person can act on, and the field at fault.
+
+The library knows nothing of HTTP; ``web`` maps each ``code`` to a status in one table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GeogridError(Exception):
+    """Base of every error geogrid raises on purpose."""
+
+    code = "geogrid_error"
+
+    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.details = details
+
+    def as_dict(self) -> dict[str, Any]:
+        """The error as a JSON-ready mapping (code, message, field, details)."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class ConfigError(GeogridError):
+    code = "config_error"
+
+
+class InputError(GeogridError):
+    """Input that cannot be used as given (a form field, a file row, an argument)."""
+
+    code = "invalid_input"
+
+
+class CodeError(InputError):
+    """A unified code that does not fit the code scheme or the hierarchy."""
+
+    code = "invalid_code"
+
+
+class CoordinateError(InputError):
+    """A coordinate that is missing, not a number, out of range or of unknown type."""
+
+    code = "invalid_coordinate"
+
+
+class FileFormatError(InputError):
+    """A file that cannot be read: wrong format, wrong encoding, broken structure."""
+
+    code = "invalid_file"
+
+
+class NotFound(GeogridError):
+    code = "not_found"
+
+
+class Conflict(GeogridError):
+    """The request contradicts the stored state (a code reused, a second draft, ...)."""
+
+    code = "conflict"
+
+
+class ValidationFailed(GeogridError):
+    """A boundary set failed validation; ``details['issues']`` lists every problem."""
+
+    code = "validation_failed"
+
+
+class DatabaseNotReady(GeogridError):
+    code = "database_not_ready"
