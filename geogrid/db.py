@@ -15,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from geoalchemy2 import alembic_helpers
 from sqlalchemy import Connection, Engine, create_engine, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +29,17 @@ MIGRATIONS = PROJECT_ROOT / "migrations"
 
 #: Extensions the schema needs; btree_gist lets one exclusion constraint mix codes and ranges.
 EXTENSIONS = ("postgis", "btree_gist")
+
+
+#: Tables PostGIS and its extensions own; they are not part of geogrid's schema.
+FOREIGN_TABLES = frozenset({"spatial_ref_sys", "topology", "layer"})
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Autogenerate's filter: geogrid's own objects, spatial indexes as GeoAlchemy2 makes them."""
+    if type_ == "table" and name in FOREIGN_TABLES:
+        return False
+    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 
 def make_engine(settings: Settings, **options: object) -> Engine:

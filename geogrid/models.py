@@ -74,6 +74,8 @@ class Generation(Base):
     retired_by: Mapped[str | None] = mapped_column(String(128))
     #: Why it was retired (or discarded, for a draft).
     retired_reason: Mapped[str | None] = mapped_column(Text)
+    #: EPSG code of the projected CRS used for distances in metres (set on activation).
+    metric_srid: Mapped[int | None] = mapped_column(Integer)
     #: The last validation report: counts and issues, as JSON.
     validation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 

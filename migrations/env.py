@@ -7,18 +7,9 @@
 from alembic import context
 from geoalchemy2 import alembic_helpers
 
-from geogrid.db import make_engine
+from geogrid.db import include_object, make_engine
 from geogrid.models import Base
 from geogrid.settings import Settings
-
-#: Tables PostGIS and its extensions own; they are not part of geogrid's schema.
-FOREIGN_TABLES = {"spatial_ref_sys", "topology", "layer"}
-
-
-def include_object(obj, name, type_, reflected, compare_to):
-    if type_ == "table" and name in FOREIGN_TABLES:
-        return False
-    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 
 def run_migrations(connection) -> None:

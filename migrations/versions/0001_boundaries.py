@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.Column('retired_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('retired_by', sa.String(length=128), nullable=True),
     sa.Column('retired_reason', sa.Text(), nullable=True),
+    sa.Column('metric_srid', sa.Integer(), nullable=True),
     sa.Column('validation', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     sa.CheckConstraint("status IN ('draft', 'active', 'retired')", name='generation_status_known'),
     sa.PrimaryKeyConstraint('id')
