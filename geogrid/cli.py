@@ -1,0 +1,445 @@
+"""The ``geogrid`` command line.
+
+Each command parses its arguments, opens one session, calls one library function and
+prints the answer. Commands that change data say what they would do and change nothing
+unless given ``--commit``; the command owns the transaction.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session
+
+from geogrid import boundaries, codes, db, generations
+from geogrid.errors import GeogridError, ValidationFailed
+from geogrid.settings import Settings
+from geogrid.validate import ValidationRules
+
+CRS_HELP = "coordinate type: wgs84, cgcs2000, gcj02, bd09 or EPSG:n"
+
+
+class Context:
+    """What every command needs: the settings, and a way to open the database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._factory = None
+
+    @contextmanager
+    def session(self, *, commit: bool = True, check: bool = True) -> Iterator[Session]:
+        """A session whose transaction commits at the end only when ``commit`` is true."""
+        if self._factory is None:
+            self._factory = db.make_sessionmaker(db.make_engine(self.settings))
+        session = self._factory()
+        try:
+            if check:
+                db.check_schema(session, self.settings.scheme)
+            yield session
+            if commit:
+                session.commit()
+            else:
+                session.rollback()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @property
+    def rules(self) -> ValidationRules:
+        return ValidationRules.from_settings(self.settings)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+class GeogridGroup(click.Group):
+    """Turns domain errors into a one-line message and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GeogridError as exc:
+            where = f" [{exc.field}]" if exc.field else ""
+            click.secho(f"error{where}: {exc.message}", fg="red", err=True)
+            for issue in exc.details.get("issues", [])[:50]:
+                click.echo(f"  - {_issue_line(issue)}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=GeogridGroup)
+@click.version_option(package_name="geogrid")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """geogrid: grids with unified codes, boundary generations and geocoding into grids."""
+    try:
+        settings = Settings.from_env()
+    except GeogridError as exc:
+        raise click.UsageError(f"{exc.field}: {exc.message}") from None
+    ctx.obj = Context(settings)
+
+
+def _user(value: str | None) -> str:
+    return value or getpass.getuser()
+
+
+def _issue_line(issue: dict[str, Any]) -> str:
+    where = ""
+    if issue.get("location"):
+        lon, lat = issue["location"]
+        where = f" at {lon:.6f},{lat:.6f}"
+    return f"{issue.get('severity', 'error')}: {issue.get('check')}: {issue.get('message')}{where}"
+
+
+def _print_report(report: Any, *, limit: int = 50) -> None:
+    for line in report.summary_lines():
+        click.echo(line)
+    for issue in report.issues[:limit]:
+        click.echo(f"  - {_issue_line(issue.as_dict())}")
+    if len(report.issues) > limit:
+        click.echo(f"  ... and {len(report.issues) - limit} more (see `geogrid generations show`)")
+
+
+# -- db ------------------------------------------------------------------------------
+
+
+@main.group("db")
+def db_group() -> None:
+    """The database schema."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@pass_context
+def db_upgrade(context: Context, revision: str) -> None:
+    """Create the PostGIS extension if needed and apply the migrations."""
+    engine = db.make_engine(context.settings)
+    db.upgrade(engine, context.settings.scheme, revision)
+    click.echo(f"database {engine.url.render_as_string(hide_password=True)} is at {revision}")
+
+
+@db_group.command("current")
+@pass_context
+def db_current(context: Context) -> None:
+    """Print the migration the database is at."""
+    with context.session(commit=False, check=False) as session:
+        click.echo(db.current_revision(session.connection()) or "none")
+
+
+# -- codes ---------------------------------------------------------------------------
+
+
+@main.group("codes")
+def codes_group() -> None:
+    """Unified codes: check a code, find the next free child code."""
+
+
+@codes_group.command("check")
+@click.argument("code")
+@pass_context
+def codes_check(context: Context, code: str) -> None:
+    """Say which level a code is at and what its ancestors are."""
+    scheme = context.settings.scheme
+    code = codes.normalise_code(code)
+    level = scheme.level_of(code)
+    ancestors = " > ".join(scheme.ancestors_of(code)) or "(top level)"
+    click.echo(f"{code}: {level}; ancestors {ancestors}")
+
+
+@codes_group.command("next")
+@click.argument("parent")
+@pass_context
+def codes_next(context: Context, parent: str) -> None:
+    """Print the next child code under PARENT never used in any generation."""
+    with context.session(commit=False) as session:
+        used = generations.codes_ever_used(session, parent)
+        click.echo(context.settings.scheme.next_free_child(codes.normalise_code(parent), used))
+
+
+# -- boundaries ----------------------------------------------------------------------
+
+
+@main.group("boundaries")
+def boundaries_group() -> None:
+    """Import and export boundary sets."""
+
+
+@boundaries_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--level", required=True, help="the level these areas are at")
+@click.option("--code-field", default="code", show_default=True)
+@click.option("--name-field")
+@click.option("--parent-field", help="checked against the parent the code implies")
+@click.option("--households-field")
+@click.option("--population-field")
+@click.option("--kind-field", help="comprehensive/dedicated (综合/专属)")
+@click.option("--wkt-field", help="CSV column holding WKT (found by name if not given)")
+@click.option("--crs", "crs", required=True, help=CRS_HELP)
+@click.option("--generation", type=int, help="the draft to import into (default: the open draft, or a new one)")
+@click.option("--replace-level", is_flag=True, help="replace the whole level, not just the parents present")
+@click.option("--repair", is_flag=True, help="apply make_valid to invalid polygons, reporting each repair")
+@click.option("--derive-parents", is_flag=True,
+              help="build the missing levels above by dissolving these areas by code prefix")
+@click.option("--user", help="who is importing (default: your login)")
+@click.option("--commit", is_flag=True, help="write the import; without it nothing is changed")
+@pass_context
+def boundaries_import(context: Context, path: Path, level: str, code_field: str, name_field: str | None,
+                      parent_field: str | None, households_field: str | None, population_field: str | None,
+                      kind_field: str | None, wkt_field: str | None, crs: str, generation: int | None,
+                      replace_level: bool, repair: bool, derive_parents: bool, user: str | None,
+                      commit: bool) -> None:  # fmt: skip
+    """Load a boundary file (GeoJSON, GeoPackage, zipped Shapefile, CSV+WKT) into a draft."""
+    from geogrid.crs import parse_coord_type
+
+    fields = boundaries.FieldMap(code_field, name_field, parent_field, households_field,
+                                 population_field, kind_field)  # fmt: skip
+    with context.session(commit=commit) as session:
+        result = boundaries.import_boundaries(
+            session, path, level=level, fields=fields, coord_type=parse_coord_type(crs),
+            scheme=context.settings.scheme, rules=context.rules, created_by=_user(user),
+            generation_id=generation, replace_level=replace_level, repair=repair,
+            with_parents=derive_parents, wkt_field=wkt_field, progress=True,
+        )  # fmt: skip
+        _print_import(result, commit)
+        if result.blocked:
+            session.rollback()
+            sys.exit(1)
+
+
+def _print_import(result: boundaries.ImportResult, commit: bool) -> None:
+    prepared = result.prepared
+    encoding = f", {prepared.encoding}" if prepared.encoding else ""
+    click.echo(f"read {result.read} records ({prepared.source_format}{encoding}) as {result.level} areas")
+    for repair in prepared.repairs:
+        click.echo(f"  repaired: {repair.message}")
+    if result.blocked:
+        click.secho(f"{len(prepared.problems)} problems; nothing was imported:", fg="red", err=True)
+        for problem in prepared.problems:
+            where = f" [{problem.field}]" if problem.field else ""
+            click.echo(f"  record {problem.record}{where}: {problem.message}", err=True)
+        return
+    changes = result.changes
+    assert changes is not None and result.generation is not None and result.report is not None
+    verb = "imported into" if commit else "would import into"
+    click.echo(
+        f"{verb} draft generation {result.generation.id}: {len(changes.added)} added, "
+        f"{len(changes.replaced)} replaced, {len(changes.unchanged)} unchanged, "
+        f"{len(changes.removed)} removed"
+    )
+    _print_report(result.report)
+    if not commit:
+        click.echo("dry run: nothing was written (add --commit to import)")
+
+
+@boundaries_group.command("export")
+@click.option("--level", required=True)
+@click.option("--generation", type=int, help="default: the current generation")
+@click.option("--within", help="only areas below this code")
+@click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "csv"]), default="geojson", show_default=True)
+@click.option("--crs", "crs", default="wgs84", show_default=True, help=CRS_HELP)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@pass_context
+def boundaries_export(context: Context, level: str, generation: int | None, within: str | None,
+                      fmt: str, crs: str, out: Path) -> None:  # fmt: skip
+    """Write a level's areas (RFC 7946 GeoJSON by default: lon, lat, right-hand winding)."""
+    from geogrid.crs import parse_coord_type
+
+    context.settings.scheme.level(level)
+    with context.session(commit=False) as session:
+        count = boundaries.export_areas(session, out, level=level, fmt=fmt, coord_type=parse_coord_type(crs),
+                                        generation_id=generation, within=within)  # fmt: skip
+    click.echo(f"wrote {count} {level} areas to {out}")
+
+
+# -- generations ---------------------------------------------------------------------
+
+
+@main.group("generations")
+def generations_group() -> None:
+    """Boundary generations: list, show, activate, retire."""
+
+
+@generations_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def generations_list(context: Context, as_json: bool) -> None:
+    """List generations, newest first."""
+    with context.session(commit=False) as session:
+        rows = [generations.summary(session, g) for g in generations.list_generations(session)]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("no generations yet")
+    for row in rows:
+        counts = ", ".join(f"{n} {level}" for level, n in row["areas"].items())
+        click.echo(f"{row['id']:>4}  {row['status']:<8} {row['created_at']:%Y-%m-%d %H:%M}  "
+                   f"{row['description']}  [{counts}]")  # fmt: skip
+
+
+@generations_group.command("show")
+@click.argument("generation", type=int)
+@pass_context
+def generations_show(context: Context, generation: int) -> None:
+    """Show a generation: who made it, when and why, its areas and its last validation."""
+    with context.session(commit=False) as session:
+        row = generations.summary(session, generations.get_generation(session, generation))
+    validation = row.pop("validation") or {}
+    for key, value in row.items():
+        click.echo(f"{key}: {value}")
+    if validation:
+        click.echo(f"validation: {validation.get('errors', 0)} errors, {validation.get('warnings', 0)} warnings")
+        for issue in validation.get("issues", [])[:100]:
+            click.echo(f"  - {_issue_line(issue)}")
+
+
+@generations_group.command("activate")
+@click.argument("generation", type=int)
+@click.option("--user", help="who is activating (default: your login)")
+@pass_context
+def generations_activate(context: Context, generation: int, user: str | None) -> None:
+    """Validate a draft and make it the current generation (refused on any error)."""
+    with context.session(commit=False) as session:
+        try:
+            result = generations.activate(session, generation, context.settings.scheme, context.rules,
+                                          activated_by=_user(user), progress=True)  # fmt: skip
+        except ValidationFailed:
+            draft = generations.get_generation(session, generation)
+            report = draft.validation
+            session.commit()  # keep the report on the draft so planners can read it
+            raise ValidationFailed(
+                f"generation {generation} was not activated: {report['errors']} errors",
+                field="generation", issues=report["issues"][:50],
+            ) from None  # fmt: skip
+        session.commit()
+    click.echo(f"generation {generation} is now active")
+    if result.superseded is not None:
+        click.echo(f"generation {result.superseded.id} retired; {result.lineage_rows} lineage rows recorded")
+    _print_report(result.report, limit=10)
+
+
+@generations_group.command("retire")
+@click.argument("generation", type=int)
+@click.option("--reason", default="", help="why (kept with the generation)")
+@click.option("--user", help="who is retiring it (default: your login)")
+@pass_context
+def generations_retire(context: Context, generation: int, reason: str, user: str | None) -> None:
+    """Discard a draft generation (the current one is retired by activating another)."""
+    with context.session() as session:
+        generations.retire(session, generation, retired_by=_user(user), reason=reason)
+    click.echo(f"generation {generation} retired")
+
+
+# -- geocoding -----------------------------------------------------------------------
+
+
+@main.command("locate")
+@click.argument("lon", type=float)
+@click.argument("lat", type=float)
+@click.option("--crs", "crs", required=True, help=CRS_HELP)
+@click.option("--level", help="default: grid (or the finest level)")
+@click.option("--generation", type=int, help="default: the current generation")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def locate_command(context: Context, lon: float, lat: float, crs: str, level: str | None,
+                   generation: int | None, as_json: bool) -> None:  # fmt: skip
+    """Say which grid (and which area of every level above) holds a point."""
+    from geogrid.geocode import locate
+
+    with context.session(commit=False) as session:
+        location = locate(session, context.settings, lon, lat, crs, level=level, generation=generation)
+    if as_json:
+        click.echo(json.dumps(location.as_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{location.status}: {location.grid_code or '-'} (generation {location.generation}, {location.level})")
+    for lvl, code in location.codes.items():
+        click.echo(f"  {lvl:<10} {code}  {location.names.get(lvl, '')}")
+    if location.candidates:
+        click.echo(f"  candidates: {', '.join(location.candidates)}")
+    if location.nearest:
+        click.echo(f"  nearest: {location.nearest['code']} at {location.nearest['distance_m']:.1f} m")
+    if location.swapped_code:
+        click.echo(f"  with lat and lon swapped the point falls in {location.swapped_code}: check the input")
+
+
+@main.command("geocode")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--lon-field", required=True)
+@click.option("--lat-field", required=True)
+@click.option("--crs", "crs", required=True, help=CRS_HELP)
+@click.option("--level", help="default: grid (or the finest level)")
+@click.option("--generation", type=int)
+@click.option("--method", type=click.Choice(["index", "postgis"]), default="index", show_default=True,
+              help="the in-memory index (fast) or one PostGIS lookup per row (the reference)")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@pass_context
+def geocode_command(context: Context, input_path: Path, lon_field: str, lat_field: str, crs: str,
+                    level: str | None, generation: int | None, method: str, out: Path) -> None:  # fmt: skip
+    """Add grid_code, generation, status and candidates to every row of a CSV/XLSX/GeoJSON."""
+    from geogrid.bulk import geocode_file
+
+    with context.session(commit=False) as session:
+        summary = geocode_file(session, context.settings, input_path, out, lon_field=lon_field,
+                               lat_field=lat_field, crs=crs, level=level, generation=generation,
+                               method=method, progress=True)  # fmt: skip
+    for line in summary.lines():
+        click.echo(line)
+
+
+# -- demo and serving ----------------------------------------------------------------
+
+
+@main.group("demo")
+def demo_group() -> None:
+    """The demo city."""
+
+
+@demo_group.command("build")
+@click.option("--county", help="a county code (default 370705, 奎文区)")
+@click.option("--city", help="a city code: 3707 builds all of Weifang (~15,000 grids)")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--if-empty", is_flag=True, help="do nothing when a generation is already active")
+@click.option("--commit", is_flag=True, help="load and activate it; without it nothing is changed")
+@pass_context
+def demo_build(context: Context, county: str | None, city: str | None, seed: int, if_empty: bool,
+               commit: bool) -> None:  # fmt: skip
+    """Generate the demo city inside the real district outlines, load and activate it."""
+    from geogrid.demo_load import build_and_load
+
+    if county and city:
+        raise click.UsageError("give --county or --city, not both")
+    with context.session(commit=commit) as session:
+        if if_empty and generations.current_generation(session) is not None:
+            click.echo("a generation is already active; leaving the demo as it is")
+            return
+        result = build_and_load(session, context.settings, county=county, city=city, seed=seed,
+                                created_by=_user(None), progress=True)  # fmt: skip
+        for line in result.lines():
+            click.echo(line)
+        if not commit:
+            click.echo("dry run: nothing was written (add --commit to load it)")
+
+
+@main.command("serve")
+@click.option("--host", help="default: GEOGRID_HOST or 127.0.0.1")
+@click.option("--port", type=int, help="default: GEOGRID_PORT or 8000")
+@pass_context
+def serve(context: Context, host: str | None, port: int | None) -> None:
+    """Serve the web app with a production WSGI server (gunicorn)."""
+    # The one place the CLI reaches the web layer; the library never imports Flask.
+    from web.server import serve as run_server
+
+    settings = context.settings.with_(host=host or context.settings.host, port=port or context.settings.port)
+    run_server(settings)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

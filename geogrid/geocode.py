@@ -1,0 +1,181 @@
+"""Geocoding into grids: which area of a level holds a point, and how sure that is.
+
+The rules, shared by the PostGIS lookup here and the in-memory bulk path
+(:mod:`geogrid.pointindex`), which must agree on every point:
+
+* Containment is decided in the storage coordinates (CGCS2000 lon/lat) on the closed
+  polygon: a point on a boundary is in every area whose boundary it lies on.
+* ``inside`` — exactly one area holds the point and no other area is within
+  ``near_edge_m`` metres.
+* ``near_edge`` — one area holds it, and others are within ``near_edge_m``; they are
+  given as ``candidates`` so a person can confirm.
+* ``edge`` — several areas hold it (a shared boundary, or an overlap in a draft). The
+  fixed rule: the point goes to the area with the **smallest code**; the others are
+  candidates. Never none, never two.
+* ``outside`` — no area holds it. The point is kept and flagged, with the nearest area
+  and its distance, and ``swapped_code`` when the point with lat and lon exchanged
+  would fall in an area.
+
+Distances are in metres in the generation's projected CRS (a CGCS2000 Gauss-Krüger
+zone in China), computed the same way in PostGIS (``ST_Transform`` + ``ST_Distance``)
+and in memory (pyproj + shapely). The codes of the coarser levels come from the
+grid's code (its prefixes), which validation guarantees to nest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from geogrid.crs import check_lonlat, parse_coord_type, to_storage
+from geogrid.generations import metric_srid_of, resolve_generation
+from geogrid.models import Area, Generation
+from geogrid.settings import Settings
+from geogrid.shapes import point
+
+INSIDE, NEAR_EDGE, EDGE, OUTSIDE = "inside", "near_edge", "edge", "outside"
+STATUSES = (INSIDE, NEAR_EDGE, EDGE, OUTSIDE)
+
+#: Metres per degree of latitude, rounded down, so a degree margin is never too small.
+_METRES_PER_DEGREE = 110_000.0
+#: How many areas nearest by bounding box are measured exactly to find the nearest.
+_NEAREST_CANDIDATES = 10
+
+
+@dataclass
+class Location:
+    """Where a point falls: the grid, its status, and the codes of every level above."""
+
+    lon: float
+    lat: float
+    crs: str
+    storage_lon: float
+    storage_lat: float
+    generation: int
+    level: str
+    status: str
+    grid_code: str | None = None
+    codes: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    candidates: list[str] = field(default_factory=list)
+    nearest: dict[str, Any] | None = None
+    swapped_code: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The location as JSON-ready data."""
+        return asdict(self)
+
+
+def locate(
+    session: Session,
+    settings: Settings,
+    lon: float,
+    lat: float,
+    crs: str | None,
+    *,
+    level: str | None = None,
+    generation: int | None = None,
+) -> Location:
+    """Place one point into the areas of a level through PostGIS."""
+    coord_type = parse_coord_type(crs)
+    check_lonlat(lon, lat)
+    scheme = settings.scheme
+    level = level or scheme.default_geocode_level
+    scheme.level(level)
+    gen = resolve_generation(session, generation)
+    srid = metric_srid_of(session, gen)
+    storage_lon, storage_lat = (float(v) for v in to_storage(lon, lat, coord_type))
+    location = Location(
+        lon=lon, lat=lat, crs=coord_type.name, storage_lon=storage_lon, storage_lat=storage_lat,
+        generation=gen.id, level=level, status=OUTSIDE,
+    )  # fmt: skip
+    near = _areas_near(session, gen, level, srid, storage_lon, storage_lat, settings.near_edge_m)
+    covering = sorted(code for code, covers, _ in near if covers)
+    close = sorted(
+        code for code, covers, distance in near if not covers and distance <= settings.near_edge_m
+    )
+    if covering:
+        location.grid_code = covering[0]
+        location.candidates = sorted(covering[1:] + close)
+        location.status = EDGE if len(covering) > 1 else (NEAR_EDGE if close else INSIDE)
+        location.codes, location.names = _hierarchy(session, gen, scheme, location.grid_code)
+        return location
+    location.nearest = _nearest(session, gen, level, srid, storage_lon, storage_lat)
+    location.swapped_code = _covering_code(session, gen, level, storage_lat, storage_lon)
+    return location
+
+
+def _in_generation(generation: Generation) -> Any:
+    return and_(Area.generation_low <= generation.id, Area.generation_high >= generation.id)
+
+
+def degree_margin(metres: float, lat: float) -> float:
+    """A margin in degrees that covers ``metres`` in any direction at this latitude."""
+    cos_lat = max(math.cos(math.radians(min(abs(lat) + 1.0, 89.0))), 0.01)
+    return metres / (_METRES_PER_DEGREE * cos_lat) * 1.5 + 1e-9
+
+
+def _areas_near(
+    session: Session, gen: Generation, level: str, srid: int, lon: float, lat: float, metres: float
+) -> list[tuple[str, bool, float]]:
+    here = point(lon, lat)
+    query = select(
+        Area.code,
+        func.ST_Intersects(Area.geom, here),
+        func.ST_Distance(func.ST_Transform(Area.geom, srid), func.ST_Transform(here, srid)),
+    ).where(
+        Area.level == level,
+        _in_generation(gen),
+        Area.geom.op("&&")(func.ST_Expand(here, degree_margin(metres, lat))),
+    )
+    return [(code, bool(covers), float(distance)) for code, covers, distance in session.execute(query)]
+
+
+def _nearest(
+    session: Session, gen: Generation, level: str, srid: int, lon: float, lat: float
+) -> dict[str, Any] | None:
+    here = point(lon, lat)
+    # The index orders by distance in degrees; measure a few in metres to pick the nearest.
+    candidates = (
+        select(Area.code, Area.geom)
+        .where(Area.level == level, _in_generation(gen))
+        .order_by(Area.geom.op("<->")(here))
+        .limit(_NEAREST_CANDIDATES)
+        .subquery()
+    )
+    distance = func.ST_Distance(
+        func.ST_Transform(candidates.c.geom, srid), func.ST_Transform(here, srid)
+    )
+    row = session.execute(
+        select(candidates.c.code, distance).order_by(distance, candidates.c.code).limit(1)
+    ).first()
+    return None if row is None else {"code": row[0], "distance_m": float(row[1])}
+
+
+def _covering_code(
+    session: Session, gen: Generation, level: str, lon: float, lat: float
+) -> str | None:
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        return None
+    here = point(lon, lat)
+    return session.scalar(
+        select(func.min(Area.code)).where(
+            Area.level == level, _in_generation(gen), func.ST_Intersects(Area.geom, here)
+        )
+    )
+
+
+def _hierarchy(
+    session: Session, gen: Generation, scheme: Any, code: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    chain = [*scheme.ancestors_of(code), code]
+    rows = session.execute(
+        select(Area.level, Area.code, Area.name).where(Area.code.in_(chain), _in_generation(gen))
+    ).all()
+    codes = {level: code for level, code, _ in rows}
+    names = {level: name for level, _, name in rows}
+    return codes, names

@@ -1,0 +1,64 @@
+"""A tiny city of named boxes near Weifang, and helpers to write it as boundary files.
+
+Every coordinate is a round number of hundredths of a degree so that shared edges are
+exactly shared; 0.01 degree is about 890 m east-west and 1,110 m north-south here.
+
+    lat 36.72 +-----------+-----------+-----------+-----------+
+              | grid ..001| grid ..002| grid ..001| grid ..002|
+              | 370705001001          | 370705002001          |
+    lat 36.70 +-----------+-----------+-----------+-----------+
+           119.00      119.01      119.02      119.03      119.04
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import shapely
+
+WEST, EAST, SOUTH, NORTH = 119.00, 119.04, 36.70, 36.72
+
+
+def _row(code: str, level: str, parent: str | None, name: str, box: tuple[float, float, float, float],
+         households: int | None = None) -> dict:  # fmt: skip
+    return {"code": code, "level": level, "parent_code": parent, "name": name,
+            "households": households, "geometry": shapely.box(*box)}  # fmt: skip
+
+
+def tiny_city() -> gpd.GeoDataFrame:
+    """County, two townships, one community each, two grids per community (CGCS2000)."""
+    rows = [
+        _row("370705", "county", None, "奎文区", (WEST, SOUTH, EAST, NORTH)),
+        _row("370705001", "township", "370705", "东关街道", (119.00, SOUTH, 119.02, NORTH)),
+        _row("370705002", "township", "370705", "大虞街道", (119.02, SOUTH, 119.04, NORTH)),
+        _row("370705001001", "community", "370705001", "东关第1社区", (119.00, SOUTH, 119.02, NORTH)),
+        _row("370705002001", "community", "370705002", "大虞第1社区", (119.02, SOUTH, 119.04, NORTH)),
+        _row("370705001001001", "grid", "370705001001", "东关第1网格", (119.00, SOUTH, 119.01, NORTH), 300),
+        _row("370705001001002", "grid", "370705001001", "东关第2网格", (119.01, SOUTH, 119.02, NORTH), 280),
+        _row("370705002001001", "grid", "370705002001", "大虞第1网格", (119.02, SOUTH, 119.03, NORTH), 310),
+        _row("370705002001002", "grid", "370705002001", "大虞第2网格", (119.03, SOUTH, 119.04, NORTH), 290),
+    ]
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4490")
+
+
+def write_geojson(areas: gpd.GeoDataFrame, path: Path) -> Path:
+    """Write areas as a GeoJSON FeatureCollection with plain properties."""
+    features = [
+        {
+            "type": "Feature",
+            "properties": {k: v for k, v in row.items() if k != "geometry"},
+            "geometry": shapely.geometry.mapping(row["geometry"]),
+        }
+        for row in areas.to_dict("records")
+    ]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False),
+                    encoding="utf-8")  # fmt: skip
+    return path
+
+
+def level_file(tmp_path: Path, level: str, areas: gpd.GeoDataFrame | None = None) -> Path:
+    """One level of the tiny city (or of ``areas``) as a GeoJSON file."""
+    areas = tiny_city() if areas is None else areas
+    return write_geojson(areas[areas["level"] == level], tmp_path / f"{level}.geojson")
