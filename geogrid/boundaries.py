@@ -50,6 +50,10 @@ KIND_WORDS = {
     "专项网格": "dedicated",
 }
 
+#: Columns of geogrid's exports that describe the export, not the area's attributes.
+EXPORT_ATTRIBUTES = "attributes"
+EXPORT_ONLY = frozenset({"geometry", "level", "generation", EXPORT_ATTRIBUTES})
+
 AREA_COLUMNS = ["code", "level", "parent_code", "name", "kind", "households", "population"]
 
 
@@ -63,6 +67,18 @@ class FieldMap:
     households: str | None = None
     population: str | None = None
     kind: str | None = None
+
+    def with_export_columns(self, columns: Sequence[str]) -> FieldMap:
+        """Fill unnamed fields from the columns geogrid's own exports write, when present."""
+        present = set(columns)
+        return FieldMap(
+            code=self.code,
+            name=self.name or ("name" if "name" in present else None),
+            parent=self.parent or ("parent_code" if "parent_code" in present else None),
+            households=self.households or ("households" if "households" in present else None),
+            population=self.population or ("population" if "population" in present else None),
+            kind=self.kind or ("kind" if "kind" in present else None),
+        )
 
     def used(self) -> set[str]:
         """The source fields consumed; every other field becomes a free attribute."""
@@ -172,6 +188,7 @@ def prepare_areas(
     records = list(records) if records is not None else list(range(1, len(frame) + 1))
     problems: list[RecordProblem] = []
     _require_fields(frame, fields)
+    fields = fields.with_export_columns(list(frame.columns))
     rows: list[dict[str, Any]] = []
     keep: list[int] = []
     for position, (record, row) in enumerate(zip(records, frame.itertuples(index=False), strict=True)):
@@ -356,10 +373,11 @@ def _area_fields(values: dict[str, Any], level: str, fields: FieldMap, scheme: C
                 f"parent code {given!r} does not match code {code!r}, whose parent is {parent!r}",
                 field=fields.parent,
             )
-    attributes = {
+    attributes = _exported_attributes(values.get(EXPORT_ATTRIBUTES))
+    attributes.update({
         k: _json_value(v) for k, v in values.items()
-        if k not in fields.used() and k != "geometry" and _json_value(v) is not None
-    }  # fmt: skip
+        if k not in fields.used() and k not in EXPORT_ONLY and _json_value(v) is not None
+    })  # fmt: skip
     return {
         "code": code,
         "level": level,
@@ -370,6 +388,20 @@ def _area_fields(values: dict[str, Any], level: str, fields: FieldMap, scheme: C
         "population": _count(values[fields.population], fields.population) if fields.population else None,
         "attributes": attributes,
     }
+
+
+def _exported_attributes(value: Any) -> dict[str, Any]:
+    """The free attributes of a geogrid export, written as one JSON column."""
+    text = _text(value)
+    if not text:
+        return {}
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        raise InputError(f"{EXPORT_ATTRIBUTES} is not JSON: {text[:60]!r}", field=EXPORT_ATTRIBUTES) from None
+    if not isinstance(decoded, dict):
+        raise InputError(f"{EXPORT_ATTRIBUTES} is not a JSON object", field=EXPORT_ATTRIBUTES)
+    return decoded
 
 
 def _text(value: Any) -> str:

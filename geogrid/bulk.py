@@ -121,9 +121,11 @@ def geocode_file(
     if ok.any():
         storage_lon[ok], storage_lat[ok] = to_storage(lon[ok], lat[ok], coord_type)
     placed = _place(session, settings, storage_lon[ok], storage_lat[ok], level, generation, method, progress)
-    result = _merge(frame, placed, ok, errors)
+    result = _merge(frame, placed, ok, errors, table.lines)
     write_table(result, out)
     statuses = result["status"].value_counts().to_dict()
+    for problem in table.problems:
+        errors[problem.record] = problem.message
     return GeocodeSummary(len(result), out, statuses, sorted(errors.items()))
 
 
@@ -165,7 +167,9 @@ def _place(session, settings, lon, lat, level, generation, method, progress) -> 
     return pd.DataFrame(rows)
 
 
-def _merge(frame: pd.DataFrame, placed: pd.DataFrame, ok: np.ndarray, errors: dict[int, str]) -> pd.DataFrame:
+def _merge(
+    frame: pd.DataFrame, placed: pd.DataFrame, ok: np.ndarray, errors: dict[int, str], lines: list[int]
+) -> pd.DataFrame:
     result = frame.copy()
     columns = ["grid_code", "generation", "status", "candidates", "nearest_code",
                "nearest_distance_m", "swapped_code"]  # fmt: skip
@@ -174,9 +178,5 @@ def _merge(frame: pd.DataFrame, placed: pd.DataFrame, ok: np.ndarray, errors: di
         values[ok] = placed[column].to_numpy(dtype=object)
         result[column] = values
     result.loc[~ok, "status"] = "unreadable"
-    result["error"] = [errors.get(line, "") for line in _lines(frame)]
+    result["error"] = [errors.get(line, "") for line in lines]
     return result
-
-
-def _lines(frame: pd.DataFrame) -> list[int]:
-    return list(frame.attrs.get("lines", range(2, len(frame) + 2)))

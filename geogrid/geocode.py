@@ -176,6 +176,8 @@ def _hierarchy(
     rows = session.execute(
         select(Area.level, Area.code, Area.name).where(Area.code.in_(chain), _in_generation(gen))
     ).all()
+    order = {level: depth for depth, level in enumerate(scheme.level_names)}
+    rows = sorted(rows, key=lambda row: order[row[0]])
     codes = {level: code for level, code, _ in rows}
     names = {level: name for level, _, name in rows}
     return codes, names
