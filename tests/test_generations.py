@@ -13,7 +13,7 @@ from geogrid.codes import CodeScheme
 from geogrid.errors import CodeError, Conflict, ValidationFailed
 from geogrid.models import Area, Generation
 from geogrid.validate import ValidationRules
-from tests.factories import level_file, tiny_city
+from factories import level_file, tiny_city
 
 WGS84 = parse_coord_type("wgs84")
 LEVELS = ["county", "township", "community", "grid"]
