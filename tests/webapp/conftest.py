@@ -1,0 +1,96 @@
+"""Web fixtures: the app bound to the test's rolled-back transaction, and a loaded tiny city."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+from factories import level_file
+from flask import Flask
+from flask.testing import FlaskClient
+from geoalchemy2.shape import from_shape
+from sqlalchemy.orm import Session, sessionmaker
+
+from geogrid import boundaries, generations
+from geogrid.crs import parse_coord_type
+from geogrid.models import STORAGE_SRID, Area, Generation
+from geogrid.settings import Settings
+from geogrid.validate import ValidationRules
+from web import create_app
+
+
+@pytest.fixture
+def app(settings: Settings, session_factory: sessionmaker[Session]) -> Flask:
+    """The app, its sessions joined to the test's transaction."""
+    app = create_app(settings.with_(secret_key="test-secret"), session_factory=session_factory)
+    app.config.update(TESTING=True)
+    return app
+
+
+@pytest.fixture
+def client(app: Flask) -> Iterator[FlaskClient]:
+    """A test client with no Accept-Language, so the default language applies."""
+    with app.test_client() as client:
+        yield client
+
+
+@pytest.fixture
+def city(db: Session, settings: Settings, tmp_path: Path) -> Generation:
+    """The tiny city (tests/factories.py) imported and activated through the library."""
+    rules = ValidationRules.from_settings(settings)
+    fields = boundaries.FieldMap(
+        code="code", name="name", parent="parent_code", households="households"
+    )
+    for level in ("county", "township", "community", "grid"):
+        result = boundaries.import_boundaries(
+            db,
+            level_file(tmp_path, level),
+            level=level,
+            fields=fields,
+            coord_type=parse_coord_type("cgcs2000"),
+            scheme=settings.scheme,
+            rules=rules,
+            created_by="tests",
+        )
+        assert not result.blocked, result.prepared.problems
+    draft = generations.draft_generation(db)
+    activation = generations.activate(db, draft.id, settings.scheme, rules, activated_by="tests")
+    return activation.generation
+
+
+@pytest.fixture
+def make_generation(db: Session) -> Callable[..., Generation]:
+    """Insert areas as one active generation, even a set activation would refuse."""
+
+    def make(areas: gpd.GeoDataFrame, *, description: str = "") -> Generation:
+        return _insert_active(db, areas, description)
+
+    return make
+
+
+def _insert_active(db: Session, areas: gpd.GeoDataFrame, description: str) -> Generation:
+    # Straight into the tables (4549 is the tiny city's Gauss-Krüger zone).
+    generation = Generation(
+        status="active", description=description, created_by="tests", metric_srid=4549
+    )
+    db.add(generation)
+    db.flush()
+    for row in areas.itertuples(index=False):
+        db.add(
+            Area(
+                code=row.code,
+                level=row.level,
+                parent_code=row.parent_code,
+                name=row.name,
+                households=None if pd.isna(row.households) else int(row.households),
+                generation_low=generation.id,
+                generation_high=generation.id,
+                geom=from_shape(shapely.MultiPolygon([row.geometry]), srid=STORAGE_SRID),
+            )
+        )
+    db.flush()
+    return generation

@@ -1,0 +1,92 @@
+"""geogrid's web app: thin Flask views over the geogrid library.
+
+``create_app`` builds the app (Flask tutorial style); ``serve`` runs it under gunicorn.
+The library never imports Flask; everything HTTP lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from flask import Flask, Response
+from sqlalchemy.orm import Session, sessionmaker
+
+from geogrid.db import make_engine, make_sessionmaker
+from geogrid.maps import tile_layers
+from geogrid.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Requests larger than this are refused (413) before a view reads them.
+MAX_CONTENT_LENGTH = 64 * 1024 * 1024
+#: The npm packages installed at set-up (``web/assets/package.json``).
+VENDOR_ROOT = Path(__file__).resolve().parent / "assets" / "node_modules"
+
+
+def create_app(
+    settings: Settings | None = None, *, session_factory: sessionmaker[Session] | None = None
+) -> Flask:
+    """Build the web app; ``session_factory`` lets tests bind sessions to their own transaction."""
+    settings = settings if settings is not None else Settings.from_env()
+    # Fail at start-up, not on the first map, when the tiles setting cannot work.
+    tile_layers(settings.tiles, attribution=settings.tiles_attribution)
+
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SECRET_KEY=settings.secret_key or _ephemeral_secret(),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
+        VENDOR_ROOT=VENDOR_ROOT,
+    )
+    # Chinese names in JSON as they are, not as \u escapes.
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+
+    if session_factory is None:
+        # One engine (and pool) per process, made once here rather than per request.
+        session_factory = make_sessionmaker(make_engine(settings))
+    app.extensions["geogrid"] = GeogridState(settings, session_factory)
+    if not VENDOR_ROOT.is_dir():
+        log.warning("%s is missing: maps will not load; run scripts/setup", VENDOR_ROOT)
+
+    from web import api, db, errors, health, i18n, maps, vendor
+
+    db.init_app(app)
+    i18n.init_app(app)
+    errors.init_app(app)
+    app.after_request(_security_headers)
+    for module in (maps, api, health, vendor):
+        app.register_blueprint(module.bp)
+    app.add_url_rule("/", endpoint="index", view_func=maps.index)
+    return app
+
+
+class GeogridState:
+    """What the app shares between requests: the settings and the session factory."""
+
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+
+
+def serve(settings: Settings) -> None:
+    """Serve the app with gunicorn on ``settings.host:settings.port``."""
+    from web.server import serve as run
+
+    run(settings)
+
+
+def _ephemeral_secret() -> str:
+    log.warning(
+        "GEOGRID_SECRET_KEY is not set: using a random key, so sessions end when the "
+        "process restarts and differ between workers; set it in production"
+    )
+    return secrets.token_hex(32)
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    return response

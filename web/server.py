@@ -1,0 +1,76 @@
+"""``geogrid serve``: the app under gunicorn, configured from the settings, not a config file."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from geogrid.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Threads per worker (gthread): map pages wait on the database, not on the CPU.
+THREADS = 4
+#: Seconds a request may take; a whole county's grids render well within it.
+TIMEOUT = 120
+#: Options older gunicorn releases do not have; they are skipped there.
+_NEWER_OPTIONS = frozenset({"control_socket_disable"})
+
+
+class GeogridServer(BaseApplication):
+    """gunicorn run from Python: options from the settings, the app from ``create_app``."""
+
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply the options; BaseApplication reads no gunicorn.conf.py, only these."""
+        for key, value in self.options.items():
+            if key in _NEWER_OPTIONS and key not in self.cfg.settings:
+                continue
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        """Build the app, in each worker, so each has its own database pool."""
+        from web import create_app
+
+        return create_app(self.settings)
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """The gunicorn options for these settings."""
+    return {
+        "bind": bind_address(settings.host, settings.port),
+        "workers": settings.workers,
+        "threads": THREADS,
+        "worker_class": "gthread",
+        "timeout": TIMEOUT,
+        "accesslog": "-",
+        "errorlog": "-",
+        # gunicorn 24+ opens a management socket in $HOME; geogrid does not use it, and
+        # two servers on one machine would contend for the same path.
+        "control_socket_disable": True,
+    }
+
+
+def bind_address(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def serve(settings: Settings) -> None:
+    """Run gunicorn until stopped, printing the address it serves."""
+    if not settings.secret_key:
+        # One key for all workers, so a session signed by one is valid in the others.
+        log.warning("GEOGRID_SECRET_KEY is not set: sessions end when the server restarts")
+        settings = settings.with_(secret_key=secrets.token_hex(32))
+    options = gunicorn_options(settings)
+    address = f"http://{options['bind']}/"
+    print(f"geogrid: serving on {address} (workers: {settings.workers})", flush=True)
+    GeogridServer(settings, options).run()
