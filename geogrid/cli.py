@@ -341,7 +341,7 @@ def generations_retire(context: Context, generation: int, reason: str, user: str
 # -- geocoding -----------------------------------------------------------------------
 
 
-@main.command("locate")
+@main.command("locate", context_settings={"ignore_unknown_options": True})
 @click.argument("lon", type=float)
 @click.argument("lat", type=float)
 @click.option("--crs", "crs", required=True, help=CRS_HELP)

@@ -339,6 +339,7 @@ def summary(session: Session, generation: Generation) -> dict[str, Any]:
         select(Area.level, func.count())
         .where(Area.generation_low <= generation.id, Area.generation_high >= generation.id)
         .group_by(Area.level)
+        .order_by(func.min(func.length(Area.code)))  # coarsest level first
     ).all()
     return {
         "id": generation.id,
@@ -352,6 +353,6 @@ def summary(session: Session, generation: Generation) -> dict[str, Any]:
         "retired_by": generation.retired_by,
         "retired_reason": generation.retired_reason,
         "metric_srid": generation.metric_srid,
-        "areas": dict(sorted(counts, key=lambda item: len(item[0]))),
+        "areas": dict(counts),
         "validation": generation.validation,
     }
