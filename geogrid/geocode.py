@@ -13,8 +13,9 @@ The rules, shared by the PostGIS lookup here and the in-memory bulk path
   fixed rule: the point goes to the area with the **smallest code**; the others are
   candidates. Never none, never two.
 * ``outside`` — no area holds it. The point is kept and flagged, with the nearest area
-  and its distance, and ``swapped_code`` when the point with lat and lon exchanged
-  would fall in an area.
+  and its distance, the areas within ``near_edge_m`` as candidates (a point a few
+  centimetres outside the coverage most likely belongs to them), and ``swapped_code``
+  when the point with lat and lon exchanged would fall in an area.
 
 Distances are in metres in the generation's projected CRS (a CGCS2000 Gauss-Krüger
 zone in China), computed the same way in PostGIS (``ST_Transform`` + ``ST_Distance``)
@@ -104,6 +105,7 @@ def locate(
         location.status = EDGE if len(covering) > 1 else (NEAR_EDGE if close else INSIDE)
         location.codes, location.names = _hierarchy(session, gen, scheme, location.grid_code)
         return location
+    location.candidates = close
     location.nearest = _nearest(session, gen, level, srid, storage_lon, storage_lat)
     location.swapped_code = _covering_code(session, gen, level, storage_lat, storage_lon)
     return location
