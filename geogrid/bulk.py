@@ -132,8 +132,8 @@ def geocode_file(
 def _coordinates(
     frame: pd.DataFrame, lon_field: str, lat_field: str, lines: list[int]
 ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    lon = pd.to_numeric(frame[lon_field], errors="coerce").to_numpy(dtype=float)
-    lat = pd.to_numeric(frame[lat_field], errors="coerce").to_numpy(dtype=float)
+    lon = pd.to_numeric(frame[lon_field], errors="coerce").to_numpy(dtype=float, copy=True)
+    lat = pd.to_numeric(frame[lat_field], errors="coerce").to_numpy(dtype=float, copy=True)
     errors: dict[int, str] = {}
     for position in np.flatnonzero(np.isnan(lon) | np.isnan(lat)):
         bad = lon_field if np.isnan(lon[position]) else lat_field

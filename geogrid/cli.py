@@ -31,13 +31,20 @@ class Context:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._engine = None
         self._factory = None
+
+    def close(self) -> None:
+        """Close the database connections this command opened."""
+        if self._engine is not None:
+            self._engine.dispose()
 
     @contextmanager
     def session(self, *, commit: bool = True, check: bool = True) -> Iterator[Session]:
         """A session whose transaction commits at the end only when ``commit`` is true."""
         if self._factory is None:
-            self._factory = db.make_sessionmaker(db.make_engine(self.settings))
+            self._engine = db.make_engine(self.settings)
+            self._factory = db.make_sessionmaker(self._engine)
         session = self._factory()
         try:
             if check:
@@ -85,6 +92,7 @@ def main(ctx: click.Context) -> None:
     except GeogridError as exc:
         raise click.UsageError(f"{exc.field}: {exc.message}") from None
     ctx.obj = Context(settings)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def _user(value: str | None) -> str:
@@ -122,7 +130,10 @@ def db_group() -> None:
 def db_upgrade(context: Context, revision: str) -> None:
     """Create the PostGIS extension if needed and apply the migrations."""
     engine = db.make_engine(context.settings)
-    db.upgrade(engine, context.settings.scheme, revision)
+    try:
+        db.upgrade(engine, context.settings.scheme, revision)
+    finally:
+        engine.dispose()
     click.echo(f"database {engine.url.render_as_string(hide_password=True)} is at {revision}")
 
 
