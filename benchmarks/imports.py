@@ -7,6 +7,7 @@ the draft is activated (validation again, lineage), all timed.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,8 @@ def run(city: str = "3707") -> dict:
         paths = {}
         for level in settings.scheme.level_names:
             frame = areas[areas["level"] == level].drop(columns=["level"])
+            # Files carry free attributes as one JSON column, as `geogrid boundaries export` writes.
+            frame["attributes"] = [json.dumps(a, ensure_ascii=False) for a in frame["attributes"]]
             paths[level] = Path(folder) / f"{level}.gpkg"
             write_boundary_file(frame, paths[level], "gpkg", epsg=4490)
         engine = db.make_engine(settings)
