@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 import geopandas as gpd
 from geoalchemy2 import Geography
-from sqlalchemy import Float, and_, cast, delete, func, insert, literal, select, update
+from sqlalchemy import Float, and_, cast, delete, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from geogrid.codes import CodeScheme
@@ -230,6 +230,9 @@ def activate(
     draft.activated_at = now
     draft.activated_by = activated_by
     session.flush()
+    # After a bulk change the planner's row estimates are stale until autovacuum gets
+    # round to it; with them a code lookup scans every area of the generation (3 ms, not 0.3).
+    session.execute(text("ANALYZE area"))
     return Activation(draft, previous, report, lineage_rows)
 
 
