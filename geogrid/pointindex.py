@@ -879,6 +879,29 @@ class _Tree:
         answer.nearest_index[outside] = self.geometry.position(nearest)
         answer.nearest_distance_m[outside] = distance
         answer.swapped_index[outside] = self.geometry.position(swapped)
+        self._outside_candidates(answer, lon, lat, outside[distance <= self.geometry.near_m])
+
+    def _outside_candidates(
+        self, answer: _Answer, lon: np.ndarray, lat: np.ndarray, close: np.ndarray
+    ) -> None:
+        """Outside points list the areas within near_m as candidates, as PostGIS does.
+
+        Only points whose nearest area is that close can have any, and they are few,
+        so GEOS decides them directly.
+        """
+        if not len(close):
+            return
+        geometry = self.geometry
+        mx, my = _project(geometry.project, lon[close], lat[close])
+        q, area = geometry.metric_tree.query(
+            shapely.points(mx, my), predicate="dwithin", distance=geometry.near_m
+        )
+        order = np.lexsort((area, q))  # areas are numbered in code order
+        point, area = close[q[order]], geometry.position(area[order])
+        answer.candidates = (
+            np.r_[answer.candidates[0], point],
+            np.r_[answer.candidates[1], area],
+        )
 
     def leaf_of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The leaf holding each point (the last, empty leaf for points off the frame)."""

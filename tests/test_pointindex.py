@@ -194,7 +194,8 @@ def _brute_force(
         swapped = -1
         if abs(y) <= 180 and abs(x) <= 90:
             swapped = next((i for i in in_order if shapely.intersects_xy(polygons[i], y, x)), -1)
-        expected.append(_Expected(-1, "outside", [], nearest, float(distance[nearest]), swapped))
+        close = [i for i in in_order if distance[i] <= near_m]
+        expected.append(_Expected(-1, "outside", close, nearest, float(distance[nearest]), swapped))
     return expected
 
 
