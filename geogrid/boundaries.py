@@ -21,7 +21,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from geogrid.codes import CodeScheme, normalise_code
@@ -53,6 +53,10 @@ KIND_WORDS = {
 #: Columns of geogrid's exports that describe the export, not the area's attributes.
 EXPORT_ATTRIBUTES = "attributes"
 EXPORT_ONLY = frozenset({"geometry", "level", "generation", EXPORT_ATTRIBUTES})
+
+#: Vertices this close (about 0.1 mm) are the same: a GCJ-02 export and re-import drifts
+#: by micrometres, which must not turn every area into a replaced one.
+SAME_SHAPE_DEGREES = 1e-9
 
 AREA_COLUMNS = ["code", "level", "parent_code", "name", "kind", "households", "population"]
 
@@ -205,9 +209,10 @@ def prepare_areas(
     repairs: list[Issue] = []
     if repair:
         geoms, repairs = repair_geometries(geoms, [r["code"] for r in rows])
-    else:
-        problems += _invalid_geometries(geoms, rows, kept_records)
+    # Validity is judged on the stored shape: a conversion can, rarely, break a ring.
     geoms = geometry_to_storage(as_multipolygon(geoms), coord_type) if len(geoms) else geoms
+    out_of_range = _out_of_range(geoms, rows, kept_records)
+    problems += out_of_range or _invalid_geometries(geoms, rows, kept_records)
     areas = gpd.GeoDataFrame(rows, geometry=list(geoms), crs=f"EPSG:{STORAGE_SRID}")
     if areas.empty:
         areas = gpd.GeoDataFrame(columns=[*AREA_COLUMNS, "attributes", "geometry"], geometry="geometry", crs=f"EPSG:{STORAGE_SRID}")
@@ -242,6 +247,9 @@ def load_into_draft(
     if not replace_level and scheme.parent_level(level) is not None:
         parents = sorted({p for p in areas["parent_code"] if p})
         in_scope = in_scope.where(Area.parent_code.in_(parents))
+    elif not replace_level:
+        # Top-level areas have no parent to scope by: replace only the codes given.
+        in_scope = in_scope.where(Area.code.in_(list(areas["code"])))
     existing = {row.code: row for row in session.execute(in_scope)}
     changes = Changes()
     new_rows = []
@@ -257,6 +265,7 @@ def load_into_draft(
     for old in existing.values():
         changes.removed.append(old.code)
         _end_in_draft(session, old, generation)
+        _end_descendants(session, old.code, generation)
     _insert_areas(session, new_rows, level, generation.id)
     session.flush()
     return changes
@@ -392,6 +401,8 @@ def _area_fields(values: dict[str, Any], level: str, fields: FieldMap, scheme: C
 
 def _exported_attributes(value: Any) -> dict[str, Any]:
     """The free attributes of a geogrid export, written as one JSON column."""
+    if isinstance(value, dict):  # GDAL and QGIS turn a JSON string back into an object
+        return value
     text = _text(value)
     if not text:
         return {}
@@ -470,6 +481,28 @@ def _wrong_geometry_types(geoms: np.ndarray, rows: list[dict[str, Any]], records
     return problems
 
 
+def _out_of_range(geoms: np.ndarray, rows: list[dict[str, Any]], records: list[int]) -> list[RecordProblem]:
+    """Areas whose stored coordinates are not lon/lat at all: swapped axes or a wrong --crs."""
+    problems = []
+    for geom, row, record in zip(geoms, rows, records, strict=True):
+        if geom is None or shapely.is_empty(geom):
+            continue
+        x0, y0, x1, y1 = shapely.bounds(geom)
+        if all(map(math.isfinite, (x0, y0, x1, y1))) and -180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90:
+            continue
+        hint = (
+            "; lat and lon look swapped (x holds latitudes, y longitudes)"
+            if -90 <= x0 <= x1 <= 90 and (abs(y0) > 90 or abs(y1) > 90)
+            else "; check --crs"
+        )
+        problems.append(RecordProblem(
+            record, "geometry",
+            f"area {row['code']} has coordinates outside lon ±180 / lat ±90 "
+            f"(x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g}){hint}",
+        ))  # fmt: skip
+    return problems
+
+
 def _invalid_geometries(geoms: np.ndarray, rows: list[dict[str, Any]], records: list[int]) -> list[RecordProblem]:
     polygonal = np.array([g is not None and g.geom_type in ("Polygon", "MultiPolygon") for g in geoms], dtype=bool)
     problems = []
@@ -503,7 +536,14 @@ def _refuse_reused_codes(session: Session, areas: gpd.GeoDataFrame, generation: 
         Area.generation_high >= generation.id,
     )
     live_codes = set(session.scalars(live))
-    reused = [(row.code, row.last) for row in session.execute(history) if row.code not in live_codes]
+    current = current_generation(session)
+    # A code alive in the current generation and only removed within this draft may
+    # come back: that undoes a planner's mistake rather than reusing a code.
+    still_current = current.id if current is not None else 0
+    reused = [
+        (row.code, row.last) for row in session.execute(history)
+        if row.code not in live_codes and row.last < still_current
+    ]  # fmt: skip
     if reused:
         code, last = reused[0]
         raise CodeError(
@@ -521,11 +561,27 @@ def _same_area(old: Any, area: Any) -> bool:
     ):  # fmt: skip
         return False
     stored = shapely.from_wkb(bytes(old.wkb))
-    return bool(shapely.equals_exact(shapely.normalize(stored), shapely.normalize(area.geometry), 0.0))
+    return bool(shapely.equals_exact(
+        shapely.normalize(stored), shapely.normalize(area.geometry), SAME_SHAPE_DEGREES
+    ))  # fmt: skip
 
 
 def _none(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+
+
+def _end_descendants(session: Session, code: str, generation: Generation) -> None:
+    """An area removed from the draft takes the areas below it along (no orphans)."""
+    below = and_(
+        Area.code.startswith(code, autoescape=True),
+        func.length(Area.code) > len(code),
+        Area.generation_low <= generation.id,
+        Area.generation_high >= generation.id,
+    )
+    session.execute(delete(Area).where(below, Area.generation_low == generation.id))
+    previous = current_generation(session)
+    if previous is not None:
+        session.execute(update(Area).where(below).values(generation_high=previous.id))
 
 
 def _end_in_draft(session: Session, old: Any, generation: Generation) -> None:

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import geopandas as gpd
 from geoalchemy2 import Geography
 from sqlalchemy import Float, and_, cast, delete, func, insert, literal, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from geogrid.codes import CodeScheme
@@ -58,7 +59,13 @@ def get_generation(session: Session, generation_id: int) -> Generation:
 def resolve_generation(session: Session, generation_id: int | None) -> Generation:
     """The named generation, or the current one; a clear error when there is none."""
     if generation_id is not None:
-        return get_generation(session, generation_id)
+        generation = get_generation(session, generation_id)
+        if is_discarded(generation):
+            raise NotFound(
+                f"generation {generation_id} was a draft that was discarded; it has no areas",
+                field="generation",
+            )
+        return generation
     generation = current_generation(session)
     if generation is None:
         raise NotFound(
@@ -68,6 +75,11 @@ def resolve_generation(session: Session, generation_id: int | None) -> Generatio
             field="generation",
         )
     return generation
+
+
+def is_discarded(generation: Generation) -> bool:
+    """A retired generation that never was active: a discarded draft."""
+    return generation.status == "retired" and generation.activated_at is None
 
 
 def list_generations(session: Session) -> list[Generation]:
@@ -85,8 +97,15 @@ def create_draft(session: Session, *, created_by: str, description: str = "") ->
             field="generation",
         )
     draft = Generation(status="draft", description=description, created_by=created_by)
-    session.add(draft)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(draft)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(
+            "another draft was opened at the same moment; import into it instead",
+            field="generation",
+        ) from None
     current = current_generation(session)
     if current is not None:
         # Current is the newest non-draft generation, so every area valid in it ends there.
@@ -225,6 +244,7 @@ def activate(
         previous.retired_at = now
         previous.retired_by = activated_by
         previous.retired_reason = f"superseded by generation {draft.id}"
+        session.flush()  # one active generation at a time, checked row by row
     draft.metric_srid = metric_srid_of(session, draft)
     draft.status = "active"
     draft.activated_at = now
@@ -302,16 +322,16 @@ def _record_lineage(session: Session, old_generation: int, new_generation: int) 
         func.least(overlaps.c.overlap / overlaps.c.new_area, 1.0),
         cast(overlaps.c.old_households, Float) * func.least(overlaps.c.overlap / overlaps.c.old_area, 1.0),
     ).where(overlaps.c.overlap > 1.0)
-    result = session.execute(
+    inserted = session.execute(
         insert(Lineage).from_select(
             [
                 "generation", "level", "old_area_id", "new_area_id", "old_code", "new_code",
                 "overlap_m2", "share_of_old", "share_of_new", "households_moved",
             ],  # fmt: skip
             rows,
-        )
+        ).returning(Lineage.id)
     )
-    return result.rowcount or 0
+    return len(inserted.all())
 
 
 def _geography() -> Geography:

@@ -59,6 +59,11 @@ class Generation(Base):
         CheckConstraint(
             "status IN ('draft', 'active', 'retired')", name="generation_status_known"
         ),
+        # At most one draft and one current generation, even under concurrent commands.
+        Index("uq_generation_one_draft", "status", unique=True,
+              postgresql_where=text("status = 'draft'")),
+        Index("uq_generation_one_active", "status", unique=True,
+              postgresql_where=text("status = 'active'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

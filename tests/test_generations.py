@@ -10,7 +10,7 @@ from geogrid import boundaries, generations
 from geogrid.crs import parse_coord_type
 from geogrid.db import ensure_code_scheme
 from geogrid.codes import CodeScheme
-from geogrid.errors import CodeError, Conflict, ValidationFailed
+from geogrid.errors import CodeError, Conflict, NotFound, ValidationFailed
 from geogrid.models import Area, Generation
 from geogrid.validate import ValidationRules
 from factories import level_file, tiny_city
@@ -166,3 +166,49 @@ def test_export_then_import_gives_back_the_same_areas(db, settings, tmp_path):
 def test_a_database_refuses_another_code_scheme(db):
     with pytest.raises(Conflict, match="created with the code scheme"):
         ensure_code_scheme(db, CodeScheme.parse("district:2,sector:3,beat:4"))
+
+
+def test_swapped_axes_in_a_boundary_file_are_a_record_problem(db, settings, tmp_path):
+    areas = tiny_city().query("level == 'county'").copy()
+    areas["geometry"] = [shapely.box(36.70, 119.00, 36.72, 119.04)]  # lat, lon
+    result = import_level(db, settings, level_file(tmp_path, "county", areas), "county")
+    assert result.blocked
+    (problem,) = result.prepared.problems
+    assert problem.field == "geometry" and "look swapped" in problem.message
+
+
+def test_a_code_removed_in_the_draft_can_come_back(db, settings, tmp_path):
+    load_tiny_city(db, settings, tmp_path)
+    grids = tiny_city().query("level == 'grid'")
+    without = grids[grids["code"] != "370705002001002"]
+    first = import_level(db, settings, level_file(tmp_path, "grid", without), "grid")
+    assert first.changes.removed == ["370705002001002"]
+    again = import_level(db, settings, level_file(tmp_path, "grid", grids), "grid")
+    assert again.changes.added == ["370705002001002"]
+    assert again.report.ok
+
+
+def test_removing_an_area_removes_the_areas_below_it(db, settings, tmp_path):
+    load_tiny_city(db, settings, tmp_path)
+    communities = tiny_city().query("level == 'community'")
+    merged = communities[communities["code"] == "370705001001"].copy()
+    result = import_level(db, settings, level_file(tmp_path, "community", merged), "community",
+                          replace_level=True)  # fmt: skip
+    assert result.changes.removed == ["370705002001"]
+    left = generations.generation_areas(db, result.generation.id, level="grid")
+    assert sorted(left["code"]) == ["370705001001001", "370705001001002"]
+
+
+def test_activation_counts_its_lineage_and_discarded_drafts_are_not_generations(db, settings, tmp_path):
+    load_tiny_city(db, settings, tmp_path)
+    redrawn = tiny_city().query("level == 'grid'").copy()
+    redrawn.loc[redrawn["code"] == "370705001001001", "geometry"] = shapely.box(119.00, 36.70, 119.015, 36.72)
+    redrawn.loc[redrawn["code"] == "370705001001002", "geometry"] = shapely.box(119.015, 36.70, 119.02, 36.72)
+    result = import_level(db, settings, level_file(tmp_path, "grid", redrawn), "grid")
+    activation = generations.activate(db, result.generation.id, settings.scheme,
+                                      ValidationRules.from_settings(settings), activated_by="planner")  # fmt: skip
+    assert activation.lineage_rows == 3
+    draft = generations.create_draft(db, created_by="planner")
+    generations.retire(db, draft.id, retired_by="planner", reason="not needed")
+    with pytest.raises(NotFound, match="discarded"):
+        generations.resolve_generation(db, draft.id)

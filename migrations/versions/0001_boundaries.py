@@ -36,6 +36,8 @@ def upgrade() -> None:
     sa.CheckConstraint("status IN ('draft', 'active', 'retired')", name='generation_status_known'),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_index('uq_generation_one_active', 'generation', ['status'], unique=True, postgresql_where=sa.text("status = 'active'"))
+    op.create_index('uq_generation_one_draft', 'generation', ['status'], unique=True, postgresql_where=sa.text("status = 'draft'"))
     op.create_table('geogrid_meta',
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
@@ -101,4 +103,6 @@ def downgrade() -> None:
     op.drop_geospatial_index('idx_area_geom', table_name='area', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('area')
     op.drop_table('geogrid_meta')
+    op.drop_index('uq_generation_one_draft', table_name='generation')
+    op.drop_index('uq_generation_one_active', table_name='generation')
     op.drop_table('generation')
