@@ -31,6 +31,7 @@ from geogrid.files import RecordProblem, read_boundary_file, write_boundary_file
 from geogrid.generations import (
     current_generation,
     draft_for_import,
+    draft_generation,
     generation_areas,
     metric_srid_of,
     resolve_generation,
@@ -119,6 +120,8 @@ class ImportResult:
     read: int
     prepared: PreparedAreas
     generation: Generation | None = None
+    #: Whether this import opened the draft (a dry run then names no number).
+    new_draft: bool = False
     changes: Changes | None = None
     report: ValidationReport | None = None
 
@@ -157,6 +160,7 @@ def import_boundaries(
     result = ImportResult(level=level, read=len(source.frame) + len(source.problems), prepared=prepared)
     if result.blocked:
         return result
+    result.new_draft = generation_id is None and draft_generation(session) is None
     draft = draft_for_import(
         session, generation_id, created_by=created_by, description=f"import of {Path(path).name}"
     )

@@ -122,11 +122,24 @@ def geocode_file(
         storage_lon[ok], storage_lat[ok] = to_storage(lon[ok], lat[ok], coord_type)
     placed = _place(session, settings, storage_lon[ok], storage_lat[ok], level, generation, method, progress)
     result = _merge(frame, placed, ok, errors, table.lines)
+    result = _with_unreadable_rows(result, table.problems, errors)
     write_table(result, out)
     statuses = result["status"].value_counts().to_dict()
-    for problem in table.problems:
-        errors[problem.record] = problem.message
     return GeocodeSummary(len(result), out, statuses, sorted(errors.items()))
+
+
+def _with_unreadable_rows(result: pd.DataFrame, problems: list, errors: dict[int, str]) -> pd.DataFrame:
+    """Rows the reader could not split into fields stay in the output, marked, in their place."""
+    if not problems:
+        return result
+    for problem in problems:
+        errors[problem.record] = problem.message
+    lines = [problem.record for problem in problems]
+    blank = pd.DataFrame(
+        {"status": "unreadable", "error": [problem.message for problem in problems]},
+        index=pd.Index(lines, name=result.index.name),
+    )
+    return pd.concat([result, blank]).sort_index(kind="stable")
 
 
 def _coordinates(

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from geogrid import boundaries, codes, db, generations
 from geogrid.errors import GeogridError, ValidationFailed
-from geogrid.settings import Settings
+from geogrid.settings import Settings, unknown_variables
 from geogrid.validate import ValidationRules
 
 CRS_HELP = "coordinate type: wgs84, cgcs2000, gcj02, bd09 or EPSG:n"
@@ -74,6 +75,12 @@ class GeogridGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except OperationalError as exc:
+            click.secho(f"error: {db.connection_advice(exc)}", fg="red", err=True)
+            ctx.exit(1)
+        except OSError as exc:
+            click.secho(f"error [{exc.filename or 'path'}]: {exc.strerror or exc}", fg="red", err=True)
+            ctx.exit(1)
         except GeogridError as exc:
             where = f" [{exc.field}]" if exc.field else ""
             click.secho(f"error{where}: {exc.message}", fg="red", err=True)
@@ -91,6 +98,8 @@ def main(ctx: click.Context) -> None:
         settings = Settings.from_env()
     except GeogridError as exc:
         raise click.UsageError(f"{exc.field}: {exc.message}") from None
+    for name in unknown_variables():
+        click.secho(f"warning: {name} is not a geogrid setting (see the README); ignored", fg="yellow", err=True)
     ctx.obj = Context(settings)
     ctx.call_on_close(ctx.obj.close)
 
@@ -240,8 +249,12 @@ def _print_import(result: boundaries.ImportResult, commit: bool) -> None:
     changes = result.changes
     assert changes is not None and result.generation is not None and result.report is not None
     verb = "imported into" if commit else "would import into"
+    target = (
+        "a new draft generation" if result.new_draft and not commit
+        else f"draft generation {result.generation.id}"
+    )  # fmt: skip
     click.echo(
-        f"{verb} draft generation {result.generation.id}: {len(changes.added)} added, "
+        f"{verb} {target}: {len(changes.added)} added, "
         f"{len(changes.replaced)} replaced, {len(changes.unchanged)} unchanged, "
         f"{len(changes.removed)} removed"
     )
@@ -315,8 +328,9 @@ def generations_show(context: Context, generation: int) -> None:
 @generations_group.command("activate")
 @click.argument("generation", type=int)
 @click.option("--user", help="who is activating (default: your login)")
+@click.option("--commit", is_flag=True, help="activate it; without it, validate and say what would happen")
 @pass_context
-def generations_activate(context: Context, generation: int, user: str | None) -> None:
+def generations_activate(context: Context, generation: int, user: str | None, commit: bool) -> None:
     """Validate a draft and make it the current generation (refused on any error)."""
     with context.session(commit=False) as session:
         try:
@@ -325,28 +339,38 @@ def generations_activate(context: Context, generation: int, user: str | None) ->
         except ValidationFailed:
             draft = generations.get_generation(session, generation)
             report = draft.validation
-            session.commit()  # keep the report on the draft so planners can read it
+            if commit:
+                session.commit()  # keep the report on the draft so planners can read it
             raise ValidationFailed(
                 f"generation {generation} was not activated: {report['errors']} errors",
                 field="generation", issues=report["issues"][:50],
             ) from None  # fmt: skip
-        session.commit()
-    click.echo(f"generation {generation} is now active")
+        if commit:
+            session.commit()
+    if commit:
+        click.echo(f"generation {generation} is now active")
+    else:
+        click.echo(f"generation {generation} passes validation and would become active")
     if result.superseded is not None:
-        click.echo(f"generation {result.superseded.id} retired; {result.lineage_rows} lineage rows recorded")
+        verb = "retired" if commit else "would be retired"
+        click.echo(f"generation {result.superseded.id} {verb}; {result.lineage_rows} lineage rows recorded")
     _print_report(result.report, limit=10)
+    if not commit:
+        click.echo("dry run: nothing was changed (add --commit to activate)")
 
 
 @generations_group.command("retire")
 @click.argument("generation", type=int)
 @click.option("--reason", default="", help="why (kept with the generation)")
 @click.option("--user", help="who is retiring it (default: your login)")
+@click.option("--commit", is_flag=True, help="retire it; without it nothing is changed")
 @pass_context
-def generations_retire(context: Context, generation: int, reason: str, user: str | None) -> None:
+def generations_retire(context: Context, generation: int, reason: str, user: str | None, commit: bool) -> None:
     """Discard a draft generation (the current one is retired by activating another)."""
-    with context.session() as session:
+    with context.session(commit=commit) as session:
         generations.retire(session, generation, retired_by=_user(user), reason=reason)
-    click.echo(f"generation {generation} retired")
+    click.echo(f"generation {generation} retired" if commit else
+               f"generation {generation} would be retired (add --commit)")  # fmt: skip
 
 
 # -- geocoding -----------------------------------------------------------------------

@@ -125,6 +125,16 @@ def ensure_code_scheme(session: Session, scheme: CodeScheme) -> None:
         )
 
 
+def connection_advice(exc: OperationalError) -> str:
+    """What to do when the database cannot be reached, in one sentence."""
+    hint = (
+        "start geogrid's own cluster with `make setup` (or `scripts/pgcluster start`)"
+        if "/.geogrid/run" in str(exc.orig)
+        else "check GEOGRID_DATABASE_URL and that the server is running"
+    )
+    return f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}; {hint}"
+
+
 def _connection_advice(engine: Engine, exc: OperationalError) -> str:
     where = engine.url.render_as_string(hide_password=True)
     hint = (

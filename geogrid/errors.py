@@ -25,8 +25,15 @@ class GeogridError(Exception):
         if self.field is not None:
             body["field"] = self.field
         if self.details:
-            body["details"] = self.details
+            body["details"] = {key: _json_safe(value) for key, value in self.details.items()}
         return body
+
+
+def _json_safe(value: Any) -> Any:
+    # NaN and infinity are not JSON; the offending input is shown as text instead.
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    return value
 
 
 class ConfigError(GeogridError):

@@ -125,6 +125,13 @@ class Settings:
         return int(low), int(high)
 
 
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``GEOGRID_*`` variables that name no setting (a typo would otherwise pass unseen)."""
+    environ = os.environ if environ is None else environ
+    known = {PREFIX + spec.name.upper() for spec in fields(Settings)}
+    return sorted(name for name in environ if name.startswith(PREFIX) and name not in known)
+
+
 def _convert(name: str, kind: Any, raw: str) -> Any:
     kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
     try:

@@ -37,7 +37,7 @@ def city_files(tmp_path_factory):
 def test_import_is_a_dry_run_without_commit(run, city_files):
     result = run("boundaries", "import", str(city_files["county"]), "--level", "county",
                  "--name-field", "name", "--crs", "wgs84")  # fmt: skip
-    assert "would import into draft generation" in result.output
+    assert "would import into a new draft generation" in result.output
     assert "dry run: nothing was written" in result.output
     assert "no generations yet" in run("generations", "list").output
 
@@ -50,7 +50,10 @@ def test_import_activate_locate_export(run, city_files, tmp_path):
         drafts.add(re.search(r"imported into draft generation (\d+)", out).group(1))
     assert len(drafts) == 1, "every level goes into the one open draft"
     draft = drafts.pop()
-    activated = run("generations", "activate", draft, "--user", "planner").output
+    checked = run("generations", "activate", draft, "--user", "planner").output
+    assert f"generation {draft} passes validation and would become active" in checked
+    assert "draft" in run("generations", "list").output
+    activated = run("generations", "activate", draft, "--user", "planner", "--commit").output
     assert f"generation {draft} is now active" in activated
     listing = json.loads(run("generations", "list", "--json").output)
     assert listing[0]["status"] == "active" and listing[0]["activated_by"] == "planner"
@@ -67,15 +70,16 @@ def test_geocode_a_csv_keeps_every_row(run, city_files, tmp_path):
     if "active" not in run("generations", "list").output:
         test_import_activate_locate_export(run, city_files, tmp_path)
     source = tmp_path / "cases.csv"
-    source.write_text("id,经度,纬度\n1,119.005,36.71\n2,119.01,36.71\n3,abc,36.71\n4,119.2,36.71\n",
-                      encoding="utf-8")  # fmt: skip
+    source.write_text("id,经度,纬度\n1,119.005,36.71\n2,119.01,36.71\n3,abc,36.71\n4,119.2,36.71\n"
+                      "5,119.005\n", encoding="utf-8")  # fmt: skip
     out = tmp_path / "placed.csv"
     result = run("geocode", str(source), "--lon-field", "经度", "--lat-field", "纬度",
                  "--crs", "wgs84", "--out", str(out))  # fmt: skip
     assert "line 4" in result.output and "not a number" in result.output
     placed = pd.read_csv(out, dtype=str, encoding="utf-8-sig")
-    assert list(placed["id"]) == ["1", "2", "3", "4"]
-    assert list(placed["status"]) == ["inside", "edge", "unreadable", "outside"]
+    assert list(placed["id"].fillna("")) == ["1", "2", "3", "4", ""]
+    assert list(placed["status"]) == ["inside", "edge", "unreadable", "outside", "unreadable"]
+    assert "line 6" in result.output
     assert placed.loc[1, "grid_code"] == "370705001001001" and placed.loc[1, "candidates"] == "370705001001002"
 
 
@@ -85,3 +89,12 @@ def test_errors_are_one_line_not_a_traceback(run):
     assert "error [crs]" in result.output and "Traceback" not in result.output
     result = run("codes", "check", "12345", ok=False)
     assert "error [code]" in result.output
+    result = run("boundaries", "export", "--level", "grid", "--out", "/no/such/folder/x.geojson", ok=False)
+    assert "error [" in result.output and "Traceback" not in result.output
+
+
+def test_an_unreachable_database_is_one_line(tmp_path):
+    env = {"GEOGRID_DATABASE_URL": f"postgresql://nobody@/nowhere?host={tmp_path}"}
+    result = CliRunner().invoke(main, ["generations", "list"], env=env)
+    assert result.exit_code == 1
+    assert "cannot reach the database" in result.output and "Traceback" not in result.output
