@@ -20,11 +20,22 @@ def load_beats(settings: Settings):
     with Session(engine) as session:
         if generations.current_generation(session) is None:
             result = boundaries.import_boundaries(
-                session, BEATS, level="beat", fields=boundaries.FieldMap(code="beat_num", name="beat"),
-                coord_type=parse_coord_type("wgs84"), scheme=settings.scheme,
-                rules=ValidationRules.from_settings(settings), created_by="bench", with_parents=True,
-            )  # fmt: skip
-            generations.activate(session, result.generation.id, settings.scheme,
-                                 ValidationRules.from_settings(settings), activated_by="bench")  # fmt: skip
+                session,
+                BEATS,
+                level="beat",
+                fields=boundaries.FieldMap(code="beat_num", name="beat"),
+                coord_type=parse_coord_type("wgs84"),
+                scheme=settings.scheme,
+                rules=ValidationRules.from_settings(settings),
+                created_by="bench",
+                with_parents=True,
+            )
+            generations.activate(
+                session,
+                result.generation.id,
+                settings.scheme,
+                ValidationRules.from_settings(settings),
+                activated_by="bench",
+            )
             session.commit()
     return engine

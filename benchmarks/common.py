@@ -27,9 +27,13 @@ def bench_settings(database: str, scheme: str | None = None) -> Settings:
     base = Settings.from_env()
     if scheme:
         base = base.with_(code_scheme=scheme)
-    admin = create_engine(make_url(base.sqlalchemy_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        make_url(base.sqlalchemy_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as connection:
-        exists = connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database})
+        exists = connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database}
+        )
         if not exists:
             connection.execute(text(f'CREATE DATABASE "{database}"'))
     admin.dispose()
@@ -47,19 +51,24 @@ def ensure_city(settings: Settings, city: str = "3707", seed: int = 7) -> Engine
     with Session(engine) as session:
         if generations.current_generation(session) is None:
             print(f"building the demo city {city} in {engine.url.database} (once) ...", flush=True)
-            result = build_and_load(session, settings, city=city, seed=seed, created_by="bench", progress=True)
+            result = build_and_load(
+                session, settings, city=city, seed=seed, created_by="bench", progress=True
+            )
             session.commit()
             print("\n".join(result.lines()), flush=True)
     return engine
 
 
-def clustered_points(areas, n: int, *, seed: int = 1, edge_share: float = 0.01,
-                     spread_m: float = 400.0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def clustered_points(
+    areas, n: int, *, seed: int = 1, edge_share: float = 0.01, spread_m: float = 400.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Points clustered around busy grids, some uniform, and some exactly on shared vertices."""
     rng = np.random.default_rng(seed)
     geoms = np.asarray(areas.geometry.values, dtype=object)
     weights = areas["households"].fillna(0).to_numpy(dtype=float) + 1.0
-    centres = shapely.point_on_surface(geoms[rng.choice(len(geoms), 400, p=weights / weights.sum())])
+    centres = shapely.point_on_surface(
+        geoms[rng.choice(len(geoms), 400, p=weights / weights.sum())]
+    )
     cx, cy = shapely.get_x(centres), shapely.get_y(centres)
     n_edge = int(n * edge_share)
     n_uniform = int(n * 0.05)
@@ -80,8 +89,9 @@ def clustered_points(areas, n: int, *, seed: int = 1, edge_share: float = 0.01,
     return lon[order], lat[order]
 
 
-def interleaved(contenders: dict[str, Callable[[], Any]], rounds: int,
-                slow: set[str] = frozenset()) -> dict[str, list[float]]:  # fmt: skip
+def interleaved(
+    contenders: dict[str, Callable[[], Any]], rounds: int, slow: set[str] = frozenset()
+) -> dict[str, list[float]]:
     """Run each contender once per round, in turn; slow ones only in the first round.
 
     A contender that returns a float has timed its own work (leaving out set-up such as

@@ -17,7 +17,14 @@ import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from benchmarks.common import bench_settings, best, clustered_points, ensure_city, interleaved, report
+from benchmarks.common import (
+    bench_settings,
+    best,
+    clustered_points,
+    ensure_city,
+    interleaved,
+    report,
+)
 from geogrid import generations
 from geogrid.pointindex import GridIndex
 
@@ -56,7 +63,7 @@ def _compare(settings, engine, level: str, n: int, rounds: int) -> dict:
     _load_points(engine, lon, lat)
     answers: dict[str, np.ndarray] = {}
     polygons_frame = gpd.GeoDataFrame({"code": codes}, geometry=polygons, crs="EPSG:4490")
-    polygons_frame.sindex  # built once, outside the timing, as geogrid's index is
+    _ = polygons_frame.sindex  # built once, outside the timing, as geogrid's index is
 
     def geogrid_index():
         answers["geogrid"] = index.locate(lon, lat).grid_codes()
@@ -68,16 +75,23 @@ def _compare(settings, engine, level: str, n: int, rounds: int) -> dict:
         answers["sjoin"] = smallest.reindex(range(n)).to_numpy(dtype=object)
 
     def postgis_points_outer():
-        answers["postgis_points_outer"], elapsed = _postgis(engine, generation.id, level, _POINTS_OUTER)
+        answers["postgis_points_outer"], elapsed = _postgis(
+            engine, generation.id, level, _POINTS_OUTER
+        )
         return elapsed
 
     def postgis_polygons_outer():
-        answers["postgis_polygons_outer"], elapsed = _postgis(engine, generation.id, level, _POLYGONS_OUTER)
+        answers["postgis_polygons_outer"], elapsed = _postgis(
+            engine, generation.id, level, _POLYGONS_OUTER
+        )
         return elapsed
 
-    contenders = {"geogrid": geogrid_index, "sjoin": geopandas_sjoin,
-                  "postgis_points_outer": postgis_points_outer,
-                  "postgis_polygons_outer": postgis_polygons_outer}  # fmt: skip
+    contenders = {
+        "geogrid": geogrid_index,
+        "sjoin": geopandas_sjoin,
+        "postgis_points_outer": postgis_points_outer,
+        "postgis_polygons_outer": postgis_polygons_outer,
+    }
     # One untimed pass of everything first: it fills the answers to compare and warms caches.
     for run_once in contenders.values():
         run_once()
@@ -85,7 +99,9 @@ def _compare(settings, engine, level: str, n: int, rounds: int) -> dict:
     if any(disagreements.values()):
         raise SystemExit(f"contenders disagree: {disagreements}")
     times = interleaved(contenders, rounds, slow={"postgis_points_outer", "postgis_polygons_outer"})
-    fastest_postgis = min(best(times["postgis_points_outer"]), best(times["postgis_polygons_outer"]))
+    fastest_postgis = min(
+        best(times["postgis_points_outer"]), best(times["postgis_polygons_outer"])
+    )
     geogrid_s = best(times["geogrid"])
     return {
         "areas": len(areas),
@@ -104,8 +120,9 @@ def _disagreements(answers: dict[str, np.ndarray]) -> dict[str, int]:
     reference = pd.Series(answers["geogrid"]).fillna("")
     return {
         name: int((pd.Series(values).fillna("") != reference).sum())
-        for name, values in answers.items() if name != "geogrid"
-    }  # fmt: skip
+        for name, values in answers.items()
+        if name != "geogrid"
+    }
 
 
 def _load_points(engine, lon: np.ndarray, lat: np.ndarray) -> None:
@@ -117,8 +134,10 @@ def _load_points(engine, lon: np.ndarray, lat: np.ndarray) -> None:
     try:
         cursor = raw.cursor()
         cursor.execute("DROP TABLE IF EXISTS bench_points")
-        cursor.execute("CREATE UNLOGGED TABLE bench_points (id integer PRIMARY KEY, lon float8, lat float8,"
-                       " geom geometry(Point, 4490), grid_code text)")  # fmt: skip
+        cursor.execute(
+            "CREATE UNLOGGED TABLE bench_points (id integer PRIMARY KEY, lon float8, lat float8,"
+            " geom geometry(Point, 4490), grid_code text)"
+        )
         with cursor.copy("COPY bench_points (id, lon, lat) FROM STDIN WITH (FORMAT csv)") as copy:
             copy.write(buffer.getvalue())
         cursor.execute("UPDATE bench_points SET geom = ST_SetSRID(ST_MakePoint(lon, lat), 4490)")
@@ -159,5 +178,9 @@ def _postgis(engine, generation: int, level: str, statement: str) -> tuple[np.nd
         connection.execute(text(statement), {"level": level, "g": generation})
     elapsed = time.perf_counter() - started
     with engine.connect() as connection:
-        codes = connection.execute(text("SELECT grid_code FROM bench_points ORDER BY id")).scalars().all()
+        codes = (
+            connection.execute(text("SELECT grid_code FROM bench_points ORDER BY id"))
+            .scalars()
+            .all()
+        )
     return np.asarray(codes, dtype=object), elapsed

@@ -41,19 +41,33 @@ def run(city: str = "3707") -> dict:
             write_boundary_file(frame, paths[level], "gpkg", epsg=4490)
         engine = db.make_engine(settings)
         with Session(engine) as session:
-            fields = boundaries.FieldMap(code="code", name="name", parent="parent_code",
-                                         households="households", population="population", kind="kind")  # fmt: skip
+            fields = boundaries.FieldMap(
+                code="code",
+                name="name",
+                parent="parent_code",
+                households="households",
+                population="population",
+                kind="kind",
+            )
             total = time.perf_counter()
             for level, path in paths.items():
                 started = time.perf_counter()
                 result = boundaries.import_boundaries(
-                    session, path, level=level, fields=fields, coord_type=parse_coord_type("cgcs2000"),
-                    scheme=settings.scheme, rules=rules, created_by="bench",
-                )  # fmt: skip
+                    session,
+                    path,
+                    level=level,
+                    fields=fields,
+                    coord_type=parse_coord_type("cgcs2000"),
+                    scheme=settings.scheme,
+                    rules=rules,
+                    created_by="bench",
+                )
                 assert not result.blocked, result.prepared.problems[:5]
                 steps[f"import {level}"] = time.perf_counter() - started
             started = time.perf_counter()
-            generations.activate(session, result.generation.id, settings.scheme, rules, activated_by="bench")
+            generations.activate(
+                session, result.generation.id, settings.scheme, rules, activated_by="bench"
+            )
             steps["activate"] = time.perf_counter() - started
             total_s = time.perf_counter() - total
             session.rollback()  # leave the database empty for the next run

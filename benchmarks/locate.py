@@ -24,8 +24,12 @@ def run(lookups: int = LOOKUPS) -> dict:
         areas = generations.generation_areas(session, generation.id, level="grid")
         srid = generations.metric_srid_of(session, generation)
         lon, lat = clustered_points(areas, lookups, seed=5)
-        index = GridIndex.build(list(areas["code"]), np.asarray(areas.geometry.values, dtype=object),
-                                metric_epsg=srid, near_m=settings.near_edge_m)  # fmt: skip
+        index = GridIndex.build(
+            list(areas["code"]),
+            np.asarray(areas.geometry.values, dtype=object),
+            metric_epsg=srid,
+            near_m=settings.near_edge_m,
+        )
         postgis_ms, memory_ms, disagreements = [], [], 0
         for x, y in zip(lon, lat, strict=True):
             started = time.perf_counter()
@@ -34,13 +38,19 @@ def run(lookups: int = LOOKUPS) -> dict:
             started = time.perf_counter()
             placed = index.locate(np.array([x]), np.array([y]))
             memory_ms.append((time.perf_counter() - started) * 1000)
-            same = (placed.grid_codes()[0], placed.status_names()[0]) == (where.grid_code, where.status)
+            same = (placed.grid_codes()[0], placed.status_names()[0]) == (
+                where.grid_code,
+                where.status,
+            )
             disagreements += not same
     figures = {
         "grids": len(areas),
         "lookups": lookups,
-        "postgis_locate_ms": {"p50": percentile(postgis_ms, 50), "p95": percentile(postgis_ms, 95),
-                              "p99": percentile(postgis_ms, 99)},  # fmt: skip
+        "postgis_locate_ms": {
+            "p50": percentile(postgis_ms, 50),
+            "p95": percentile(postgis_ms, 95),
+            "p99": percentile(postgis_ms, 99),
+        },
         "in_process_index_ms": {"p50": percentile(memory_ms, 50), "p95": percentile(memory_ms, 95)},
         "disagreements": disagreements,
     }

@@ -38,7 +38,13 @@ from geogrid.generations import (
 )
 from geogrid.models import STORAGE_SRID, Area, Generation
 from geogrid.shapes import as_multipolygon, geometry_param, to_wkb
-from geogrid.validate import Issue, ValidationReport, ValidationRules, repair_geometries, validate_areas
+from geogrid.validate import (
+    Issue,
+    ValidationReport,
+    ValidationRules,
+    repair_geometries,
+    validate_areas,
+)
 
 #: Values accepted in a kind field, as planners write them.
 KIND_WORDS = {
@@ -87,8 +93,18 @@ class FieldMap:
 
     def used(self) -> set[str]:
         """The source fields consumed; every other field becomes a free attribute."""
-        return {f for f in (self.code, self.name, self.parent, self.households,
-                            self.population, self.kind) if f}  # fmt: skip
+        return {
+            f
+            for f in (
+                self.code,
+                self.name,
+                self.parent,
+                self.households,
+                self.population,
+                self.kind,
+            )
+            if f
+        }
 
 
 @dataclass
@@ -152,12 +168,19 @@ def import_boundaries(
     scheme.level(level)
     source = read_boundary_file(path, wkt_field=wkt_field, progress=progress)
     prepared = prepare_areas(
-        source.frame, level=level, fields=fields, coord_type=coord_type, scheme=scheme,
-        repair=repair, records=source.records,
-    )  # fmt: skip
+        source.frame,
+        level=level,
+        fields=fields,
+        coord_type=coord_type,
+        scheme=scheme,
+        repair=repair,
+        records=source.records,
+    )
     prepared.problems[:0] = source.problems
     prepared.source_format, prepared.encoding = source.format, source.encoding
-    result = ImportResult(level=level, read=len(source.frame) + len(source.problems), prepared=prepared)
+    result = ImportResult(
+        level=level, read=len(source.frame) + len(source.problems), prepared=prepared
+    )
     if result.blocked:
         return result
     result.new_draft = generation_id is None and draft_generation(session) is None
@@ -170,9 +193,13 @@ def import_boundaries(
         result.changes = load_frame(session, areas, scheme=scheme, generation=draft)
     else:
         result.changes = load_into_draft(
-            session, prepared.areas, level=level, generation=draft, scheme=scheme,
+            session,
+            prepared.areas,
+            level=level,
+            generation=draft,
+            scheme=scheme,
             replace_level=replace_level,
-        )  # fmt: skip
+        )
     areas = generation_areas(session, draft.id)
     result.report = validate_areas(
         areas, scheme, rules, metric_epsg=metric_srid_of(session, draft), progress=progress
@@ -199,7 +226,9 @@ def prepare_areas(
     fields = fields.with_export_columns(list(frame.columns))
     rows: list[dict[str, Any]] = []
     keep: list[int] = []
-    for position, (record, row) in enumerate(zip(records, frame.itertuples(index=False), strict=True)):
+    for position, (record, row) in enumerate(
+        zip(records, frame.itertuples(index=False), strict=True)
+    ):
         values = row._asdict()
         try:
             rows.append(_area_fields(values, level, fields, scheme))
@@ -219,7 +248,11 @@ def prepare_areas(
     problems += out_of_range or _invalid_geometries(geoms, rows, kept_records)
     areas = gpd.GeoDataFrame(rows, geometry=list(geoms), crs=f"EPSG:{STORAGE_SRID}")
     if areas.empty:
-        areas = gpd.GeoDataFrame(columns=[*AREA_COLUMNS, "attributes", "geometry"], geometry="geometry", crs=f"EPSG:{STORAGE_SRID}")
+        areas = gpd.GeoDataFrame(
+            columns=[*AREA_COLUMNS, "attributes", "geometry"],
+            geometry="geometry",
+            crs=f"EPSG:{STORAGE_SRID}",
+        )
     if not len(frame) and not problems:
         problems.append(RecordProblem(0, None, "the file holds no features"))
     return PreparedAreas(areas, problems, repairs)
@@ -241,13 +274,21 @@ def load_into_draft(
     attributes and geometry are unchanged keeps its row, so it spans both generations.
     """
     _refuse_reused_codes(session, areas, generation)
-    in_scope = select(Area.id, Area.code, Area.generation_low, Area.name, Area.kind,
-                      Area.households, Area.population, Area.attributes,
-                      func.ST_AsBinary(Area.geom).label("wkb")).where(
+    in_scope = select(
+        Area.id,
+        Area.code,
+        Area.generation_low,
+        Area.name,
+        Area.kind,
+        Area.households,
+        Area.population,
+        Area.attributes,
+        func.ST_AsBinary(Area.geom).label("wkb"),
+    ).where(
         Area.level == level,
         Area.generation_low <= generation.id,
         Area.generation_high >= generation.id,
-    )  # fmt: skip
+    )
     if not replace_level and scheme.parent_level(level) is not None:
         parents = sorted({p for p in areas["parent_code"] if p})
         in_scope = in_scope.where(Area.parent_code.in_(parents))
@@ -291,7 +332,9 @@ def export_areas(
     if areas.empty:
         raise InputError(f"generation {generation.id} has no {level} areas", field="level")
     out = areas[AREA_COLUMNS].copy()
-    out["attributes"] = [json.dumps(a, ensure_ascii=False, sort_keys=True) for a in areas["attributes"]]
+    out["attributes"] = [
+        json.dumps(a, ensure_ascii=False, sort_keys=True) for a in areas["attributes"]
+    ]
     out["generation"] = generation.id
     geoms = geometry_from_storage(np.asarray(areas.geometry.values, dtype=object), coord_type)
     frame = gpd.GeoDataFrame(out, geometry=list(geoms), crs=_export_crs(coord_type))
@@ -325,7 +368,9 @@ def load_frame(
         subset = areas[areas["level"] == level]
         if subset.empty:
             continue
-        step = load_into_draft(session, subset, level=level, generation=generation, scheme=scheme, replace_level=True)
+        step = load_into_draft(
+            session, subset, level=level, generation=generation, scheme=scheme, replace_level=True
+        )
         for name in ("added", "replaced", "unchanged", "removed"):
             getattr(changes, name).extend(getattr(step, name))
     return changes
@@ -347,18 +392,29 @@ def derive_parents(areas: gpd.GeoDataFrame, scheme: CodeScheme) -> gpd.GeoDataFr
         rows = []
         for code, group in groups:
             households = group["households"].dropna()
-            rows.append({
-                "code": code, "level": parent.name, "parent_code": scheme.parent_of(code),
-                "name": code, "kind": "comprehensive",
-                "households": int(households.sum()) if len(households) else None,
-                "population": None, "attributes": {"derived_from": level},
-                "geometry": shapely.MultiPolygon(shapely.get_parts(
-                    shapely.union_all(np.asarray(group.geometry.values, dtype=object)))),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "code": code,
+                    "level": parent.name,
+                    "parent_code": scheme.parent_of(code),
+                    "name": code,
+                    "kind": "comprehensive",
+                    "households": int(households.sum()) if len(households) else None,
+                    "population": None,
+                    "attributes": {"derived_from": level},
+                    "geometry": shapely.MultiPolygon(
+                        shapely.get_parts(
+                            shapely.union_all(np.asarray(group.geometry.values, dtype=object))
+                        )
+                    ),
+                }
+            )
         children = gpd.GeoDataFrame(rows, geometry="geometry", crs=areas.crs)
         frames.insert(0, children)
         level = parent.name
-    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=areas.crs)
+    return gpd.GeoDataFrame(
+        pd.concat(frames, ignore_index=True), geometry="geometry", crs=areas.crs
+    )
 
 
 # -- field mapping -------------------------------------------------------------------
@@ -369,12 +425,15 @@ def _require_fields(frame: pd.DataFrame, fields: FieldMap) -> None:
     if missing:
         present = ", ".join(c for c in frame.columns if c != frame.geometry.name) or "none"
         raise InputError(
-            f"the file has no field {', '.join(repr(m) for m in missing)}; its fields are {present}",
+            f"the file has no field {', '.join(repr(m) for m in missing)}; "
+            f"its fields are {present}",
             field=missing[0],
         )
 
 
-def _area_fields(values: dict[str, Any], level: str, fields: FieldMap, scheme: CodeScheme) -> dict[str, Any]:
+def _area_fields(
+    values: dict[str, Any], level: str, fields: FieldMap, scheme: CodeScheme
+) -> dict[str, Any]:
     code = normalise_code(values[fields.code], field=fields.code)
     scheme.validate(code, level, field=fields.code)
     parent = scheme.parent_of(code)
@@ -387,18 +446,25 @@ def _area_fields(values: dict[str, Any], level: str, fields: FieldMap, scheme: C
                 field=fields.parent,
             )
     attributes = _exported_attributes(values.get(EXPORT_ATTRIBUTES))
-    attributes.update({
-        k: _json_value(v) for k, v in values.items()
-        if k not in fields.used() and k not in EXPORT_ONLY and _json_value(v) is not None
-    })  # fmt: skip
+    attributes.update(
+        {
+            k: _json_value(v)
+            for k, v in values.items()
+            if k not in fields.used() and k not in EXPORT_ONLY and _json_value(v) is not None
+        }
+    )
     return {
         "code": code,
         "level": level,
         "parent_code": parent,
         "name": _text(values[fields.name]) if fields.name else "",
         "kind": _kind(values[fields.kind], fields.kind) if fields.kind else "comprehensive",
-        "households": _count(values[fields.households], fields.households) if fields.households else None,
-        "population": _count(values[fields.population], fields.population) if fields.population else None,
+        "households": _count(values[fields.households], fields.households)
+        if fields.households
+        else None,
+        "population": _count(values[fields.population], fields.population)
+        if fields.population
+        else None,
         "attributes": attributes,
     }
 
@@ -413,7 +479,9 @@ def _exported_attributes(value: Any) -> dict[str, Any]:
     try:
         decoded = json.loads(text)
     except ValueError:
-        raise InputError(f"{EXPORT_ATTRIBUTES} is not JSON: {text[:60]!r}", field=EXPORT_ATTRIBUTES) from None
+        raise InputError(
+            f"{EXPORT_ATTRIBUTES} is not JSON: {text[:60]!r}", field=EXPORT_ATTRIBUTES
+        ) from None
     if not isinstance(decoded, dict):
         raise InputError(f"{EXPORT_ATTRIBUTES} is not a JSON object", field=EXPORT_ATTRIBUTES)
     return decoded
@@ -465,61 +533,85 @@ def _duplicate_codes(rows: list[dict[str, Any]], records: list[int]) -> list[Rec
     problems = []
     for row, record in zip(rows, records, strict=True):
         if row["code"] in first:
-            problems.append(RecordProblem(
-                record, "code", f"code {row['code']} repeats record {first[row['code']]}"
-            ))  # fmt: skip
+            problems.append(
+                RecordProblem(
+                    record, "code", f"code {row['code']} repeats record {first[row['code']]}"
+                )
+            )
         else:
             first[row["code"]] = record
     return problems
 
 
-def _wrong_geometry_types(geoms: np.ndarray, rows: list[dict[str, Any]], records: list[int]) -> list[RecordProblem]:
+def _wrong_geometry_types(
+    geoms: np.ndarray, rows: list[dict[str, Any]], records: list[int]
+) -> list[RecordProblem]:
     problems = []
     for geom, row, record in zip(geoms, rows, records, strict=True):
         if geom is None or shapely.is_empty(geom):
-            problems.append(RecordProblem(record, "geometry", f"area {row['code']} has no geometry"))
+            problems.append(
+                RecordProblem(record, "geometry", f"area {row['code']} has no geometry")
+            )
         elif geom.geom_type not in ("Polygon", "MultiPolygon"):
-            problems.append(RecordProblem(
-                record, "geometry", f"area {row['code']} is a {geom.geom_type}, not a polygon"
-            ))  # fmt: skip
+            problems.append(
+                RecordProblem(
+                    record, "geometry", f"area {row['code']} is a {geom.geom_type}, not a polygon"
+                )
+            )
     return problems
 
 
-def _out_of_range(geoms: np.ndarray, rows: list[dict[str, Any]], records: list[int]) -> list[RecordProblem]:
+def _out_of_range(
+    geoms: np.ndarray, rows: list[dict[str, Any]], records: list[int]
+) -> list[RecordProblem]:
     """Areas whose stored coordinates are not lon/lat at all: swapped axes or a wrong --crs."""
     problems = []
     for geom, row, record in zip(geoms, rows, records, strict=True):
         if geom is None or shapely.is_empty(geom):
             continue
         x0, y0, x1, y1 = shapely.bounds(geom)
-        if all(map(math.isfinite, (x0, y0, x1, y1))) and -180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90:
+        if (
+            all(map(math.isfinite, (x0, y0, x1, y1)))
+            and -180 <= x0 <= x1 <= 180
+            and -90 <= y0 <= y1 <= 90
+        ):
             continue
         hint = (
             "; lat and lon look swapped (x holds latitudes, y longitudes)"
             if -90 <= x0 <= x1 <= 90 and (abs(y0) > 90 or abs(y1) > 90)
             else "; check --crs"
         )
-        problems.append(RecordProblem(
-            record, "geometry",
-            f"area {row['code']} has coordinates outside lon ±180 / lat ±90 "
-            f"(x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g}){hint}",
-        ))  # fmt: skip
+        problems.append(
+            RecordProblem(
+                record,
+                "geometry",
+                f"area {row['code']} has coordinates outside lon ±180 / lat ±90 "
+                f"(x {x0:.6g}..{x1:.6g}, y {y0:.6g}..{y1:.6g}){hint}",
+            )
+        )
     return problems
 
 
-def _invalid_geometries(geoms: np.ndarray, rows: list[dict[str, Any]], records: list[int]) -> list[RecordProblem]:
-    polygonal = np.array([g is not None and g.geom_type in ("Polygon", "MultiPolygon") for g in geoms], dtype=bool)
+def _invalid_geometries(
+    geoms: np.ndarray, rows: list[dict[str, Any]], records: list[int]
+) -> list[RecordProblem]:
+    polygonal = np.array(
+        [g is not None and g.geom_type in ("Polygon", "MultiPolygon") for g in geoms], dtype=bool
+    )
     problems = []
     if not polygonal.any():
         return problems
     reasons = shapely.is_valid_reason(geoms[polygonal])
     for index, reason in zip(np.flatnonzero(polygonal), reasons, strict=True):
         if reason != "Valid Geometry":
-            problems.append(RecordProblem(
-                records[index], "geometry",
-                f"area {rows[index]['code']} is not a valid polygon: {reason} "
-                "(fix it in the source, or import with --repair to apply make_valid)",
-            ))  # fmt: skip
+            problems.append(
+                RecordProblem(
+                    records[index],
+                    "geometry",
+                    f"area {rows[index]['code']} is not a valid polygon: {reason} "
+                    "(fix it in the source, or import with --repair to apply make_valid)",
+                )
+            )
     return problems
 
 
@@ -531,9 +623,11 @@ def _refuse_reused_codes(session: Session, areas: gpd.GeoDataFrame, generation: 
     codes = list(areas["code"])
     if not codes:
         return
-    history = select(Area.code, func.max(Area.generation_high).label("last")).where(
-        Area.code.in_(codes)
-    ).group_by(Area.code)
+    history = (
+        select(Area.code, func.max(Area.generation_high).label("last"))
+        .where(Area.code.in_(codes))
+        .group_by(Area.code)
+    )
     live = select(Area.code).where(
         Area.code.in_(codes),
         Area.generation_low <= generation.id,
@@ -545,9 +639,10 @@ def _refuse_reused_codes(session: Session, areas: gpd.GeoDataFrame, generation: 
     # come back: that undoes a planner's mistake rather than reusing a code.
     still_current = current.id if current is not None else 0
     reused = [
-        (row.code, row.last) for row in session.execute(history)
+        (row.code, row.last)
+        for row in session.execute(history)
         if row.code not in live_codes and row.last < still_current
-    ]  # fmt: skip
+    ]
     if reused:
         code, last = reused[0]
         raise CodeError(
@@ -561,13 +656,19 @@ def _refuse_reused_codes(session: Session, areas: gpd.GeoDataFrame, generation: 
 
 def _same_area(old: Any, area: Any) -> bool:
     if (old.name, old.kind, old.households, old.population, old.attributes) != (
-        area.name, area.kind, _none(area.households), _none(area.population), area.attributes,
-    ):  # fmt: skip
+        area.name,
+        area.kind,
+        _none(area.households),
+        _none(area.population),
+        area.attributes,
+    ):
         return False
     stored = shapely.from_wkb(bytes(old.wkb))
-    return bool(shapely.equals_exact(
-        shapely.normalize(stored), shapely.normalize(area.geometry), SAME_SHAPE_DEGREES
-    ))  # fmt: skip
+    return bool(
+        shapely.equals_exact(
+            shapely.normalize(stored), shapely.normalize(area.geometry), SAME_SHAPE_DEGREES
+        )
+    )
 
 
 def _none(value: Any) -> Any:
@@ -607,13 +708,20 @@ def _insert_areas(session: Session, areas: list[Any], level: str, generation_id:
         statement,
         [
             {
-                "code": a.code, "level": level, "parent_code": a.parent_code, "name": a.name,
-                "kind": a.kind, "households": _none(a.households), "population": _none(a.population),
+                "code": a.code,
+                "level": level,
+                "parent_code": a.parent_code,
+                "name": a.name,
+                "kind": a.kind,
+                "households": _none(a.households),
+                "population": _none(a.population),
                 "attributes": a.attributes if isinstance(a.attributes, dict) else {},
-                "generation_low": generation_id, "generation_high": generation_id, "wkb": wkb,
+                "generation_low": generation_id,
+                "generation_high": generation_id,
+                "wkb": wkb,
             }
             for a, wkb in zip(areas, wkbs, strict=True)
-        ],  # fmt: skip
+        ],
     )
 
 

@@ -31,7 +31,9 @@ _cache: OrderedDict[tuple[Any, ...], GridIndex] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def grid_index(session: Session, settings: Settings, generation: Generation, level: str) -> GridIndex:
+def grid_index(
+    session: Session, settings: Settings, generation: Generation, level: str
+) -> GridIndex:
     """The in-memory index of a level of a generation (cached unless it is a draft)."""
     key = (str(session.get_bind().engine.url), generation.id, level, settings.near_edge_m)
     cacheable = generation.status != "draft"
@@ -71,7 +73,9 @@ def place_points(
     settings.scheme.level(level)
     gen = resolve_generation(session, generation)
     index = grid_index(session, settings, gen, level)
-    placement = index.locate(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), progress=progress)
+    placement = index.locate(
+        np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), progress=progress
+    )
     frame = placement.to_frame()
     frame.insert(1, "generation", gen.id)
     return frame
@@ -120,7 +124,9 @@ def geocode_file(
     storage_lon, storage_lat = np.full(len(frame), np.nan), np.full(len(frame), np.nan)
     if ok.any():
         storage_lon[ok], storage_lat[ok] = to_storage(lon[ok], lat[ok], coord_type)
-    placed = _place(session, settings, storage_lon[ok], storage_lat[ok], level, generation, method, progress)
+    placed = _place(
+        session, settings, storage_lon[ok], storage_lat[ok], level, generation, method, progress
+    )
     result = _merge(frame, placed, ok, errors, table.lines)
     result = _with_unreadable_rows(result, table.problems, errors)
     write_table(result, out)
@@ -128,7 +134,9 @@ def geocode_file(
     return GeocodeSummary(len(result), out, statuses, sorted(errors.items()))
 
 
-def _with_unreadable_rows(result: pd.DataFrame, problems: list, errors: dict[int, str]) -> pd.DataFrame:
+def _with_unreadable_rows(
+    result: pd.DataFrame, problems: list, errors: dict[int, str]
+) -> pd.DataFrame:
     """Rows the reader could not split into fields stay in the output, marked, in their place."""
     if not problems:
         return result
@@ -164,28 +172,47 @@ def _coordinates(
 
 def _place(session, settings, lon, lat, level, generation, method, progress) -> pd.DataFrame:
     if method == "index":
-        return place_points(session, settings, lon, lat, level=level, generation=generation, progress=progress)
+        return place_points(
+            session, settings, lon, lat, level=level, generation=generation, progress=progress
+        )
     from geogrid.geocode import locate
 
     rows = []
     for x, y in zip(lon, lat, strict=True):
-        location = locate(session, settings, float(x), float(y), "cgcs2000", level=level, generation=generation)
-        rows.append({
-            "grid_code": location.grid_code, "generation": location.generation,
-            "status": location.status, "candidates": ";".join(location.candidates),
-            "nearest_code": (location.nearest or {}).get("code"),
-            "nearest_distance_m": (location.nearest or {}).get("distance_m"),
-            "swapped_code": location.swapped_code,
-        })  # fmt: skip
+        location = locate(
+            session, settings, float(x), float(y), "cgcs2000", level=level, generation=generation
+        )
+        rows.append(
+            {
+                "grid_code": location.grid_code,
+                "generation": location.generation,
+                "status": location.status,
+                "candidates": ";".join(location.candidates),
+                "nearest_code": (location.nearest or {}).get("code"),
+                "nearest_distance_m": (location.nearest or {}).get("distance_m"),
+                "swapped_code": location.swapped_code,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _merge(
-    frame: pd.DataFrame, placed: pd.DataFrame, ok: np.ndarray, errors: dict[int, str], lines: list[int]
+    frame: pd.DataFrame,
+    placed: pd.DataFrame,
+    ok: np.ndarray,
+    errors: dict[int, str],
+    lines: list[int],
 ) -> pd.DataFrame:
     result = frame.copy()
-    columns = ["grid_code", "generation", "status", "candidates", "nearest_code",
-               "nearest_distance_m", "swapped_code"]  # fmt: skip
+    columns = [
+        "grid_code",
+        "generation",
+        "status",
+        "candidates",
+        "nearest_code",
+        "nearest_distance_m",
+        "swapped_code",
+    ]
     for column in columns:
         values = np.full(len(frame), None, dtype=object)
         values[ok] = placed[column].to_numpy(dtype=object)

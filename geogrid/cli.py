@@ -79,7 +79,9 @@ class GeogridGroup(click.Group):
             click.secho(f"error: {db.connection_advice(exc)}", fg="red", err=True)
             ctx.exit(1)
         except OSError as exc:
-            click.secho(f"error [{exc.filename or 'path'}]: {exc.strerror or exc}", fg="red", err=True)
+            click.secho(
+                f"error [{exc.filename or 'path'}]: {exc.strerror or exc}", fg="red", err=True
+            )
             ctx.exit(1)
         except GeogridError as exc:
             where = f" [{exc.field}]" if exc.field else ""
@@ -99,7 +101,11 @@ def main(ctx: click.Context) -> None:
     except GeogridError as exc:
         raise click.UsageError(f"{exc.field}: {exc.message}") from None
     for name in unknown_variables():
-        click.secho(f"warning: {name} is not a geogrid setting (see the README); ignored", fg="yellow", err=True)
+        click.secho(
+            f"warning: {name} is not a geogrid setting (see the README); ignored",
+            fg="yellow",
+            err=True,
+        )
     ctx.obj = Context(settings)
     ctx.call_on_close(ctx.obj.close)
 
@@ -203,31 +209,67 @@ def boundaries_group() -> None:
 @click.option("--kind-field", help="comprehensive/dedicated (综合/专属)")
 @click.option("--wkt-field", help="CSV column holding WKT (found by name if not given)")
 @click.option("--crs", "crs", required=True, help=CRS_HELP)
-@click.option("--generation", type=int, help="the draft to import into (default: the open draft, or a new one)")
-@click.option("--replace-level", is_flag=True, help="replace the whole level, not just the parents present")
-@click.option("--repair", is_flag=True, help="apply make_valid to invalid polygons, reporting each repair")
-@click.option("--derive-parents", is_flag=True,
-              help="build the missing levels above by dissolving these areas by code prefix")
+@click.option(
+    "--generation",
+    type=int,
+    help="the draft to import into (default: the open draft, or a new one)",
+)
+@click.option(
+    "--replace-level", is_flag=True, help="replace the whole level, not just the parents present"
+)
+@click.option(
+    "--repair", is_flag=True, help="apply make_valid to invalid polygons, reporting each repair"
+)
+@click.option(
+    "--derive-parents",
+    is_flag=True,
+    help="build the missing levels above by dissolving these areas by code prefix",
+)
 @click.option("--user", help="who is importing (default: your login)")
 @click.option("--commit", is_flag=True, help="write the import; without it nothing is changed")
 @pass_context
-def boundaries_import(context: Context, path: Path, level: str, code_field: str, name_field: str | None,
-                      parent_field: str | None, households_field: str | None, population_field: str | None,
-                      kind_field: str | None, wkt_field: str | None, crs: str, generation: int | None,
-                      replace_level: bool, repair: bool, derive_parents: bool, user: str | None,
-                      commit: bool) -> None:  # fmt: skip
+def boundaries_import(
+    context: Context,
+    path: Path,
+    level: str,
+    code_field: str,
+    name_field: str | None,
+    parent_field: str | None,
+    households_field: str | None,
+    population_field: str | None,
+    kind_field: str | None,
+    wkt_field: str | None,
+    crs: str,
+    generation: int | None,
+    replace_level: bool,
+    repair: bool,
+    derive_parents: bool,
+    user: str | None,
+    commit: bool,
+) -> None:
     """Load a boundary file (GeoJSON, GeoPackage, zipped Shapefile, CSV+WKT) into a draft."""
     from geogrid.crs import parse_coord_type
 
-    fields = boundaries.FieldMap(code_field, name_field, parent_field, households_field,
-                                 population_field, kind_field)  # fmt: skip
+    fields = boundaries.FieldMap(
+        code_field, name_field, parent_field, households_field, population_field, kind_field
+    )
     with context.session(commit=commit) as session:
         result = boundaries.import_boundaries(
-            session, path, level=level, fields=fields, coord_type=parse_coord_type(crs),
-            scheme=context.settings.scheme, rules=context.rules, created_by=_user(user),
-            generation_id=generation, replace_level=replace_level, repair=repair,
-            with_parents=derive_parents, wkt_field=wkt_field, progress=True,
-        )  # fmt: skip
+            session,
+            path,
+            level=level,
+            fields=fields,
+            coord_type=parse_coord_type(crs),
+            scheme=context.settings.scheme,
+            rules=context.rules,
+            created_by=_user(user),
+            generation_id=generation,
+            replace_level=replace_level,
+            repair=repair,
+            with_parents=derive_parents,
+            wkt_field=wkt_field,
+            progress=True,
+        )
         _print_import(result, commit)
         if result.blocked:
             session.rollback()
@@ -237,7 +279,9 @@ def boundaries_import(context: Context, path: Path, level: str, code_field: str,
 def _print_import(result: boundaries.ImportResult, commit: bool) -> None:
     prepared = result.prepared
     encoding = f", {prepared.encoding}" if prepared.encoding else ""
-    click.echo(f"read {result.read} records ({prepared.source_format}{encoding}) as {result.level} areas")
+    click.echo(
+        f"read {result.read} records ({prepared.source_format}{encoding}) as {result.level} areas"
+    )
     for repair in prepared.repairs:
         click.echo(f"  repaired: {repair.message}")
     if result.blocked:
@@ -250,9 +294,10 @@ def _print_import(result: boundaries.ImportResult, commit: bool) -> None:
     assert changes is not None and result.generation is not None and result.report is not None
     verb = "imported into" if commit else "would import into"
     target = (
-        "a new draft generation" if result.new_draft and not commit
+        "a new draft generation"
+        if result.new_draft and not commit
         else f"draft generation {result.generation.id}"
-    )  # fmt: skip
+    )
     click.echo(
         f"{verb} {target}: {len(changes.added)} added, "
         f"{len(changes.replaced)} replaced, {len(changes.unchanged)} unchanged, "
@@ -267,19 +312,39 @@ def _print_import(result: boundaries.ImportResult, commit: bool) -> None:
 @click.option("--level", required=True)
 @click.option("--generation", type=int, help="default: the current generation")
 @click.option("--within", help="only areas below this code")
-@click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "csv"]), default="geojson", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["geojson", "gpkg", "csv"]),
+    default="geojson",
+    show_default=True,
+)
 @click.option("--crs", "crs", default="wgs84", show_default=True, help=CRS_HELP)
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @pass_context
-def boundaries_export(context: Context, level: str, generation: int | None, within: str | None,
-                      fmt: str, crs: str, out: Path) -> None:  # fmt: skip
+def boundaries_export(
+    context: Context,
+    level: str,
+    generation: int | None,
+    within: str | None,
+    fmt: str,
+    crs: str,
+    out: Path,
+) -> None:
     """Write a level's areas (RFC 7946 GeoJSON by default: lon, lat, right-hand winding)."""
     from geogrid.crs import parse_coord_type
 
     context.settings.scheme.level(level)
     with context.session(commit=False) as session:
-        count = boundaries.export_areas(session, out, level=level, fmt=fmt, coord_type=parse_coord_type(crs),
-                                        generation_id=generation, within=within)  # fmt: skip
+        count = boundaries.export_areas(
+            session,
+            out,
+            level=level,
+            fmt=fmt,
+            coord_type=parse_coord_type(crs),
+            generation_id=generation,
+            within=within,
+        )
     click.echo(f"wrote {count} {level} areas to {out}")
 
 
@@ -305,8 +370,10 @@ def generations_list(context: Context, as_json: bool) -> None:
         click.echo("no generations yet")
     for row in rows:
         counts = ", ".join(f"{n} {level}" for level, n in row["areas"].items())
-        click.echo(f"{row['id']:>4}  {row['status']:<8} {row['created_at']:%Y-%m-%d %H:%M}  "
-                   f"{row['description']}  [{counts}]")  # fmt: skip
+        click.echo(
+            f"{row['id']:>4}  {row['status']:<8} {row['created_at']:%Y-%m-%d %H:%M}  "
+            f"{row['description']}  [{counts}]"
+        )
 
 
 @generations_group.command("show")
@@ -320,7 +387,10 @@ def generations_show(context: Context, generation: int) -> None:
     for key, value in row.items():
         click.echo(f"{key}: {value}")
     if validation:
-        click.echo(f"validation: {validation.get('errors', 0)} errors, {validation.get('warnings', 0)} warnings")
+        click.echo(
+            f"validation: {validation.get('errors', 0)} errors, "
+            f"{validation.get('warnings', 0)} warnings"
+        )
         for issue in validation.get("issues", [])[:100]:
             click.echo(f"  - {_issue_line(issue)}")
 
@@ -328,14 +398,22 @@ def generations_show(context: Context, generation: int) -> None:
 @generations_group.command("activate")
 @click.argument("generation", type=int)
 @click.option("--user", help="who is activating (default: your login)")
-@click.option("--commit", is_flag=True, help="activate it; without it, validate and say what would happen")
+@click.option(
+    "--commit", is_flag=True, help="activate it; without it, validate and say what would happen"
+)
 @pass_context
 def generations_activate(context: Context, generation: int, user: str | None, commit: bool) -> None:
     """Validate a draft and make it the current generation (refused on any error)."""
     with context.session(commit=False) as session:
         try:
-            result = generations.activate(session, generation, context.settings.scheme, context.rules,
-                                          activated_by=_user(user), progress=True)  # fmt: skip
+            result = generations.activate(
+                session,
+                generation,
+                context.settings.scheme,
+                context.rules,
+                activated_by=_user(user),
+                progress=True,
+            )
         except ValidationFailed:
             draft = generations.get_generation(session, generation)
             report = draft.validation
@@ -343,8 +421,9 @@ def generations_activate(context: Context, generation: int, user: str | None, co
                 session.commit()  # keep the report on the draft so planners can read it
             raise ValidationFailed(
                 f"generation {generation} was not activated: {report['errors']} errors",
-                field="generation", issues=report["issues"][:50],
-            ) from None  # fmt: skip
+                field="generation",
+                issues=report["issues"][:50],
+            ) from None
         if commit:
             session.commit()
     if commit:
@@ -353,7 +432,9 @@ def generations_activate(context: Context, generation: int, user: str | None, co
         click.echo(f"generation {generation} passes validation and would become active")
     if result.superseded is not None:
         verb = "retired" if commit else "would be retired"
-        click.echo(f"generation {result.superseded.id} {verb}; {result.lineage_rows} lineage rows recorded")
+        click.echo(
+            f"generation {result.superseded.id} {verb}; {result.lineage_rows} lineage rows recorded"
+        )
     _print_report(result.report, limit=10)
     if not commit:
         click.echo("dry run: nothing was changed (add --commit to activate)")
@@ -365,12 +446,17 @@ def generations_activate(context: Context, generation: int, user: str | None, co
 @click.option("--user", help="who is retiring it (default: your login)")
 @click.option("--commit", is_flag=True, help="retire it; without it nothing is changed")
 @pass_context
-def generations_retire(context: Context, generation: int, reason: str, user: str | None, commit: bool) -> None:
+def generations_retire(
+    context: Context, generation: int, reason: str, user: str | None, commit: bool
+) -> None:
     """Discard a draft generation (the current one is retired by activating another)."""
     with context.session(commit=commit) as session:
         generations.retire(session, generation, retired_by=_user(user), reason=reason)
-    click.echo(f"generation {generation} retired" if commit else
-               f"generation {generation} would be retired (add --commit)")  # fmt: skip
+    click.echo(
+        f"generation {generation} retired"
+        if commit
+        else f"generation {generation} would be retired (add --commit)"
+    )
 
 
 # -- geocoding -----------------------------------------------------------------------
@@ -384,47 +470,90 @@ def generations_retire(context: Context, generation: int, reason: str, user: str
 @click.option("--generation", type=int, help="default: the current generation")
 @click.option("--json", "as_json", is_flag=True)
 @pass_context
-def locate_command(context: Context, lon: float, lat: float, crs: str, level: str | None,
-                   generation: int | None, as_json: bool) -> None:  # fmt: skip
+def locate_command(
+    context: Context,
+    lon: float,
+    lat: float,
+    crs: str,
+    level: str | None,
+    generation: int | None,
+    as_json: bool,
+) -> None:
     """Say which grid (and which area of every level above) holds a point."""
     from geogrid.geocode import locate
 
     with context.session(commit=False) as session:
-        location = locate(session, context.settings, lon, lat, crs, level=level, generation=generation)
+        location = locate(
+            session, context.settings, lon, lat, crs, level=level, generation=generation
+        )
     if as_json:
         click.echo(json.dumps(location.as_dict(), ensure_ascii=False, indent=2))
         return
-    click.echo(f"{location.status}: {location.grid_code or '-'} (generation {location.generation}, {location.level})")
+    click.echo(
+        f"{location.status}: {location.grid_code or '-'} "
+        f"(generation {location.generation}, {location.level})"
+    )
     for lvl, code in location.codes.items():
         click.echo(f"  {lvl:<10} {code}  {location.names.get(lvl, '')}")
     if location.candidates:
         click.echo(f"  candidates: {', '.join(location.candidates)}")
     if location.nearest:
-        click.echo(f"  nearest: {location.nearest['code']} at {location.nearest['distance_m']:.1f} m")
+        click.echo(
+            f"  nearest: {location.nearest['code']} at {location.nearest['distance_m']:.1f} m"
+        )
     if location.swapped_code:
-        click.echo(f"  with lat and lon swapped the point falls in {location.swapped_code}: check the input")
+        click.echo(
+            f"  with lat and lon swapped the point falls in {location.swapped_code}: "
+            "check the input"
+        )
 
 
 @main.command("geocode")
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--lon-field", required=True)
 @click.option("--lat-field", required=True)
 @click.option("--crs", "crs", required=True, help=CRS_HELP)
 @click.option("--level", help="default: grid (or the finest level)")
 @click.option("--generation", type=int)
-@click.option("--method", type=click.Choice(["index", "postgis"]), default="index", show_default=True,
-              help="the in-memory index (fast) or one PostGIS lookup per row (the reference)")
+@click.option(
+    "--method",
+    type=click.Choice(["index", "postgis"]),
+    default="index",
+    show_default=True,
+    help="the in-memory index (fast) or one PostGIS lookup per row (the reference)",
+)
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @pass_context
-def geocode_command(context: Context, input_path: Path, lon_field: str, lat_field: str, crs: str,
-                    level: str | None, generation: int | None, method: str, out: Path) -> None:  # fmt: skip
+def geocode_command(
+    context: Context,
+    input_path: Path,
+    lon_field: str,
+    lat_field: str,
+    crs: str,
+    level: str | None,
+    generation: int | None,
+    method: str,
+    out: Path,
+) -> None:
     """Add grid_code, generation, status and candidates to every row of a CSV/XLSX/GeoJSON."""
     from geogrid.bulk import geocode_file
 
     with context.session(commit=False) as session:
-        summary = geocode_file(session, context.settings, input_path, out, lon_field=lon_field,
-                               lat_field=lat_field, crs=crs, level=level, generation=generation,
-                               method=method, progress=True)  # fmt: skip
+        summary = geocode_file(
+            session,
+            context.settings,
+            input_path,
+            out,
+            lon_field=lon_field,
+            lat_field=lat_field,
+            crs=crs,
+            level=level,
+            generation=generation,
+            method=method,
+            progress=True,
+        )
     for line in summary.lines():
         click.echo(line)
 
@@ -444,8 +573,9 @@ def demo_group() -> None:
 @click.option("--if-empty", is_flag=True, help="do nothing when a generation is already active")
 @click.option("--commit", is_flag=True, help="load and activate it; without it nothing is changed")
 @pass_context
-def demo_build(context: Context, county: str | None, city: str | None, seed: int, if_empty: bool,
-               commit: bool) -> None:  # fmt: skip
+def demo_build(
+    context: Context, county: str | None, city: str | None, seed: int, if_empty: bool, commit: bool
+) -> None:
     """Generate the demo city inside the real district outlines, load and activate it."""
     from geogrid.demo_load import build_and_load
 
@@ -455,8 +585,15 @@ def demo_build(context: Context, county: str | None, city: str | None, seed: int
         if if_empty and generations.current_generation(session) is not None:
             click.echo("a generation is already active; leaving the demo as it is")
             return
-        result = build_and_load(session, context.settings, county=county, city=city, seed=seed,
-                                created_by=_user(None), progress=True)  # fmt: skip
+        result = build_and_load(
+            session,
+            context.settings,
+            county=county,
+            city=city,
+            seed=seed,
+            created_by=_user(None),
+            progress=True,
+        )
         for line in result.lines():
             click.echo(line)
         if not commit:
@@ -472,7 +609,9 @@ def serve(context: Context, host: str | None, port: int | None) -> None:
     # The one place the CLI reaches the web layer; the library never imports Flask.
     from web.server import serve as run_server
 
-    settings = context.settings.with_(host=host or context.settings.host, port=port or context.settings.port)
+    settings = context.settings.with_(
+        host=host or context.settings.host, port=port or context.settings.port
+    )
     run_server(settings)
 
 

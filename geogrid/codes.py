@@ -75,9 +75,7 @@ class CodeScheme:
         if not self.levels:
             raise ConfigError("a code scheme needs at least one level", field="GEOGRID_CODE_SCHEME")
         if len(set(names)) != len(names):
-            raise ConfigError(
-                f"level names repeat in {self}", field="GEOGRID_CODE_SCHEME"
-            )
+            raise ConfigError(f"level names repeat in {self}", field="GEOGRID_CODE_SCHEME")
         lengths = [level.length for level in self.levels]
         if lengths[0] < 1 or any(b <= a for a, b in zip(lengths, lengths[1:], strict=False)):
             raise ConfigError(
@@ -163,7 +161,9 @@ class CodeScheme:
         """The child code with sequence ``number`` under ``parent``."""
         child = self.child_level(self.level_of(parent, field="parent_code"))
         if child is None:
-            raise CodeError(f"{parent!r} is at the finest level; it has no children", field="parent_code")
+            raise CodeError(
+                f"{parent!r} is at the finest level; it has no children", field="parent_code"
+            )
         width = child.length - len(parent)
         if not 1 <= number < 10**width:
             raise CodeError(
@@ -180,14 +180,18 @@ class CodeScheme:
         """
         child = self.child_level(self.level_of(parent, field="parent_code"))
         if child is None:
-            raise CodeError(f"{parent!r} is at the finest level; it has no children", field="parent_code")
+            raise CodeError(
+                f"{parent!r} is at the finest level; it has no children", field="parent_code"
+            )
         width = child.length - len(parent)
         highest = 0
         for code in used_codes:
             if len(code) == child.length and code.startswith(parent):
-                highest = max(highest, int(code[len(parent):]))
+                highest = max(highest, int(code[len(parent) :]))
         if highest + 1 >= 10**width:
-            raise CodeError(f"{parent!r} has used all {10**width - 1} child codes", field="parent_code")
+            raise CodeError(
+                f"{parent!r} has used all {10**width - 1} child codes", field="parent_code"
+            )
         return self.child_code(parent, highest + 1)
 
 

@@ -93,8 +93,9 @@ def parse_coord_type(text: str | None, field: str = "crs") -> CoordType:
     if text is None or not isinstance(text, str) or not text.strip():
         raise CoordinateError(
             f"{field} is missing: declare the coordinate type, one of {ACCEPTED}",
-            field=field, accepted=ACCEPTED,
-        )  # fmt: skip
+            field=field,
+            accepted=ACCEPTED,
+        )
     key = text.strip().lower()
     if key in _NAMED:
         return _NAMED[key]
@@ -102,16 +103,18 @@ def parse_coord_type(text: str | None, field: str = "crs") -> CoordType:
     if match is None:
         raise CoordinateError(
             f"{field} {text!r} is not a coordinate type; use one of {ACCEPTED}",
-            field=field, accepted=ACCEPTED,
-        )  # fmt: skip
+            field=field,
+            accepted=ACCEPTED,
+        )
     epsg = int(match[1])
     if epsg in (WGS84.epsg, CGCS2000.epsg):
         return WGS84 if epsg == WGS84.epsg else CGCS2000
     if not _usable_epsg(epsg):
         raise CoordinateError(
             f"{field} {text!r} is not a horizontal EPSG CRS that geogrid can use",
-            field=field, accepted=ACCEPTED,
-        )  # fmt: skip
+            field=field,
+            accepted=ACCEPTED,
+        )
     return CoordType(f"EPSG:{epsg}", epsg)
 
 
@@ -174,15 +177,39 @@ def _gcj_forward(lon: Floats, lat: Floats) -> tuple[Floats, Floats]:
     y_waves = _waves(y)
     shared = 2.0 * x_waves.sin_6 + 2.0 * x_waves.sin_2
     north_m = (
-        -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
-        + (shared + 2.0 * y_waves.sin_1 + 4.0 * y_waves.sin_1_3
-           + 16.0 * np.sin(np.pi * y / 12.0) + 32.0 * np.sin(np.pi * y / 30.0)) * 20.0 / 3.0
-    )  # fmt: skip
+        -100.0
+        + 2.0 * x
+        + 3.0 * y
+        + 0.2 * y * y
+        + 0.1 * x * y
+        + 0.2 * np.sqrt(np.abs(x))
+        + (
+            shared
+            + 2.0 * y_waves.sin_1
+            + 4.0 * y_waves.sin_1_3
+            + 16.0 * np.sin(np.pi * y / 12.0)
+            + 32.0 * np.sin(np.pi * y / 30.0)
+        )
+        * 20.0
+        / 3.0
+    )
     east_m = (
-        300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
-        + (shared + 2.0 * x_waves.sin_1 + 4.0 * x_waves.sin_1_3
-           + 15.0 * np.sin(np.pi * x / 12.0) + 30.0 * np.sin(np.pi * x / 30.0)) * 20.0 / 3.0
-    )  # fmt: skip
+        300.0
+        + x
+        + 2.0 * y
+        + 0.1 * x * x
+        + 0.1 * x * y
+        + 0.1 * np.sqrt(np.abs(x))
+        + (
+            shared
+            + 2.0 * x_waves.sin_1
+            + 4.0 * x_waves.sin_1_3
+            + 15.0 * np.sin(np.pi * x / 12.0)
+            + 30.0 * np.sin(np.pi * x / 30.0)
+        )
+        * 20.0
+        / 3.0
+    )
     sin2_lat = np.sin(np.radians(lat)) ** 2
     w2 = 1.0 - _KRASOVSKY_E2 * sin2_lat
     meridian_radius = _KRASOVSKY_A * (1.0 - _KRASOVSKY_E2) / (w2 * np.sqrt(w2))
@@ -244,9 +271,11 @@ def _invert(
 
 def _in_china(lon: Any, lat: Any) -> Any:
     return (
-        (lon >= _CHINA_LON[0]) & (lon <= _CHINA_LON[1])
-        & (lat >= _CHINA_LAT[0]) & (lat <= _CHINA_LAT[1])
-    )  # fmt: skip
+        (lon >= _CHINA_LON[0])
+        & (lon <= _CHINA_LON[1])
+        & (lat >= _CHINA_LAT[0])
+        & (lat <= _CHINA_LAT[1])
+    )
 
 
 def _flat(lon: ArrayLike, lat: ArrayLike) -> tuple[Floats, Floats, tuple[int, ...]]:

@@ -35,7 +35,9 @@ EXTENSIONS = ("postgis", "btree_gist")
 FOREIGN_TABLES = frozenset({"spatial_ref_sys", "topology", "layer"})
 
 
-def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
     """Autogenerate's filter: geogrid's own objects, spatial indexes as GeoAlchemy2 makes them."""
     if type_ == "table" and name in FOREIGN_TABLES:
         return False

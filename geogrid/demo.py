@@ -62,13 +62,26 @@ _GRIDS_PER_COMMUNITY = {True: 10, False: 5}
 _LIGHT_SHARE = 0.25  # a piece below this share of its siblings' mean weight is merged
 _DEDICATED_CHANCE = {True: 0.3, False: 0.15}  # per community
 _FACILITIES = {
-    True: (("实验小学", "school"), ("第一中学", "school"), ("第二中学", "school"),
-           ("实验中学", "school"), ("外国语学校", "school"), ("职业学校", "school"),
-           ("人民医院", "hospital"), ("中医院", "hospital"), ("妇幼保健院", "hospital")),
-    False: (("工业园", "industrial_park"), ("食品工业园", "industrial_park"),
-            ("物流园", "industrial_park"),
-            ("中心小学", "school"), ("中学", "school"), ("卫生院", "hospital")),
-}  # fmt: skip
+    True: (
+        ("实验小学", "school"),
+        ("第一中学", "school"),
+        ("第二中学", "school"),
+        ("实验中学", "school"),
+        ("外国语学校", "school"),
+        ("职业学校", "school"),
+        ("人民医院", "hospital"),
+        ("中医院", "hospital"),
+        ("妇幼保健院", "hospital"),
+    ),
+    False: (
+        ("工业园", "industrial_park"),
+        ("食品工业园", "industrial_park"),
+        ("物流园", "industrial_park"),
+        ("中心小学", "school"),
+        ("中学", "school"),
+        ("卫生院", "hospital"),
+    ),
+}
 _POLYGONAL = [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON]
 _SETTING = {True: "urban", False: "rural"}
 _CAMPUS_SIZE_M = {
@@ -81,8 +94,24 @@ _SURNAMES = (
     + "邓曹彭于董袁潘蒋蔡杜程魏丁姜崔谭邱郝邵孟秦"
 )
 _VILLAGE_PREFIXES = ("", "", "", "东", "西", "南", "北", "前", "后", "大", "小", "上", "下", "新")
-_VILLAGE_SUFFIXES = ("家庄", "家", "庄", "家营", "官庄", "家屯", "家埠", "家疃", "家洼",
-                     "家岭", "家河", "家店子", "家楼", "家沟", "家坡", "家寨")  # fmt: skip
+_VILLAGE_SUFFIXES = (
+    "家庄",
+    "家",
+    "庄",
+    "家营",
+    "官庄",
+    "家屯",
+    "家埠",
+    "家疃",
+    "家洼",
+    "家岭",
+    "家河",
+    "家店子",
+    "家楼",
+    "家沟",
+    "家坡",
+    "家寨",
+)
 
 
 @dataclass
@@ -267,9 +296,12 @@ def _scatter_households(counties: list[_County], seed: int) -> _Households:
             urban.append(np.full(len(px), is_urban))
             county.append(np.full(len(px), i))
     return _Households(
-        np.concatenate(xs), np.concatenate(ys), np.concatenate(counts).astype(float),
-        np.concatenate(urban), np.concatenate(county),
-    )  # fmt: skip
+        np.concatenate(xs),
+        np.concatenate(ys),
+        np.concatenate(counts).astype(float),
+        np.concatenate(urban),
+        np.concatenate(county),
+    )
 
 
 def _urban_cloud(c: _County, n: int, sigma: float, rng: np.random.Generator) -> tuple:
@@ -330,10 +362,15 @@ def _points_in(region: shapely.Geometry, n: int, rng: np.random.Generator) -> tu
 def _county_level(counties: list[_County]) -> _Level:
     n = len(counties)
     return _Level(
-        "county", np.array([c.outline for c in counties]), np.full(n, -1),
-        [c.code for c in counties], [c.name for c in counties], ["comprehensive"] * n,
-        np.ones(n, dtype=bool), [{} for _ in range(n)],
-    )  # fmt: skip
+        "county",
+        np.array([c.outline for c in counties]),
+        np.full(n, -1),
+        [c.code for c in counties],
+        [c.name for c in counties],
+        ["comprehensive"] * n,
+        np.ones(n, dtype=bool),
+        [{} for _ in range(n)],
+    )
 
 
 def _township_level(
@@ -365,9 +402,15 @@ def _township_level(
             code[row], label[row] = township_code, name
     n = len(pieces)
     return _Level(
-        "township", pieces, region, code, label, ["comprehensive"] * n,
-        np.ones(n, dtype=bool), [{} for _ in range(n)],
-    )  # fmt: skip
+        "township",
+        pieces,
+        region,
+        code,
+        label,
+        ["comprehensive"] * n,
+        np.ones(n, dtype=bool),
+        [{} for _ in range(n)],
+    )
 
 
 def _grid_cost(homes: _Households, households_per_grid: int) -> np.ndarray:
@@ -376,9 +419,12 @@ def _grid_cost(homes: _Households, households_per_grid: int) -> np.ndarray:
 
 
 def _community_level(
-    above: _Level, homes: _Households, households_per_grid: int, rng: np.random.Generator,
+    above: _Level,
+    homes: _Households,
+    households_per_grid: int,
+    rng: np.random.Generator,
     scheme: CodeScheme,
-) -> _Level:  # fmt: skip
+) -> _Level:
     """Urban communities (社区, 001...) and villages (村, 201...) of about equal grid counts."""
     grid_cost = _grid_cost(homes, households_per_grid)
     weight = grid_cost / np.where(
@@ -406,9 +452,12 @@ def _community_level(
 
 
 def _grid_level(
-    upper: list[_Level], homes: _Households, households_per_grid: int,
-    rng: np.random.Generator, scheme: CodeScheme,
-) -> _Level:  # fmt: skip
+    upper: list[_Level],
+    homes: _Households,
+    households_per_grid: int,
+    rng: np.random.Generator,
+    scheme: CodeScheme,
+) -> _Level:
     """Comprehensive grids of about equal households, and a few dedicated ones."""
     townships, above = upper
     campuses = _campuses(townships, above, homes, rng)
@@ -440,9 +489,12 @@ def _grid_level(
 
 
 def _microgrid_level(
-    above: _Level, homes: _Households, households_per_grid: int, rng: np.random.Generator,
+    above: _Level,
+    homes: _Households,
+    households_per_grid: int,
+    rng: np.random.Generator,
     scheme: CodeScheme,
-) -> _Level:  # fmt: skip
+) -> _Level:
     """2-6 micro-grids per grid, more where more households live."""
     households = homes.sums(homes.count, len(above.code))
     wanted = households / (households_per_grid / 5) + rng.normal(0, 0.6, len(households))
@@ -486,9 +538,12 @@ def _campuses(
 
 
 def _place_campus(
-    region: shapely.Geometry, homes: _Households, mine: np.ndarray, size: str,
+    region: shapely.Geometry,
+    homes: _Households,
+    mine: np.ndarray,
+    size: str,
     rng: np.random.Generator,
-) -> shapely.Geometry | None:  # fmt: skip
+) -> shapely.Geometry | None:
     # A rotated rectangle well inside the community, where it displaces fewest households.
     (wmin, wmax), (hmin, hmax) = _CAMPUS_SIZE_M[size]
     width, height, angle = rng.uniform(wmin, wmax), rng.uniform(hmin, hmax), rng.uniform(0, np.pi)
@@ -528,9 +583,13 @@ def _village_name(used: set[str], rng: np.random.Generator) -> str:
 
 
 def _cut(
-    regions: np.ndarray, counts: np.ndarray, homes: _Households, weight: np.ndarray,
-    rng: np.random.Generator, keep: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    regions: np.ndarray,
+    counts: np.ndarray,
+    homes: _Households,
+    weight: np.ndarray,
+    rng: np.random.Generator,
+    keep: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut region i into counts[i] pieces of about equal weight, and move households in.
 
     A piece far lighter than its siblings joins a neighbour, while its region keeps at
@@ -555,9 +614,12 @@ def _cut(
 
 
 def _merge_light(
-    pieces: np.ndarray, owner: np.ndarray, homes: _Households, weight: np.ndarray,
+    pieces: np.ndarray,
+    owner: np.ndarray,
+    homes: _Households,
+    weight: np.ndarray,
     keep: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge pieces under a quarter of their region's mean weight into a neighbour."""
     load = homes.sums(weight, len(pieces))
     per_region = np.bincount(owner, minlength=len(keep))
@@ -589,9 +651,14 @@ def _merge_light(
 
 
 def _balanced_seeds(
-    x: np.ndarray, y: np.ndarray, w: np.ndarray, owner: np.ndarray, counts: np.ndarray,
-    regions: np.ndarray, rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    owner: np.ndarray,
+    counts: np.ndarray,
+    regions: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One seed per wanted child: the point nearest the weighted centre of its group."""
     group, group_owner = _balanced_groups(x, y, w, owner, counts)
     n = len(group_owner)
@@ -786,9 +853,12 @@ def _dissolve(geoms: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
 
 
 def _frame(
-    drafts: list[_Level], shapes: list[np.ndarray], homes: _Households, epsg: int,
+    drafts: list[_Level],
+    shapes: list[np.ndarray],
+    homes: _Households,
+    epsg: int,
     rng: np.random.Generator,
-) -> gpd.GeoDataFrame:  # fmt: skip
+) -> gpd.GeoDataFrame:
     """One row per area in EPSG:4490; households and population add up level by level."""
     finest = drafts[-1]
     households = homes.sums(homes.count, len(finest.code))

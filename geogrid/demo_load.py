@@ -56,20 +56,35 @@ def build_and_load(
     place = city or county or "370705"
     started = time.perf_counter()
     areas = build_demo_city(
-        county=None if city else place, city=city, seed=seed, scheme=settings.scheme, progress=progress
+        county=None if city else place,
+        city=city,
+        seed=seed,
+        scheme=settings.scheme,
+        progress=progress,
     )
     built = time.perf_counter()
-    draft = create_draft(session, created_by=created_by, description=f"demo city {place}, seed {seed}")
+    draft = create_draft(
+        session, created_by=created_by, description=f"demo city {place}, seed {seed}"
+    )
     changes = load_frame(session, areas, scheme=settings.scheme, generation=draft)
     loaded = time.perf_counter()
     activation = activate(
-        session, draft.id, settings.scheme, ValidationRules.from_settings(settings),
-        activated_by=created_by, progress=progress,
-    )  # fmt: skip
+        session,
+        draft.id,
+        settings.scheme,
+        ValidationRules.from_settings(settings),
+        activated_by=created_by,
+        progress=progress,
+    )
     done = time.perf_counter()
     counts = areas.groupby("level").size().to_dict()
-    ordered = {level: int(counts[level]) for level in settings.scheme.level_names if level in counts}
+    ordered = {
+        level: int(counts[level]) for level in settings.scheme.level_names if level in counts
+    }
     return DemoLoad(
-        place, ordered, changes, activation,
+        place,
+        ordered,
+        changes,
+        activation,
         {"generate": built - started, "load": loaded - built, "validate+activate": done - loaded},
-    )  # fmt: skip
+    )

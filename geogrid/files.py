@@ -54,9 +54,14 @@ TABLE_FORMATS = "CSV (.csv), Excel (.xlsx), GeoJSON (.geojson, .json)"
 WKT_FIELDS = ("wkt", "geometry", "geom", "the_geom")
 
 _SUFFIXES = {
-    ".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".zip": "shapefile",
-    ".shp": "shapefile", ".csv": "csv", ".xlsx": "xlsx",
-}  # fmt: skip
+    ".geojson": "geojson",
+    ".json": "geojson",
+    ".gpkg": "gpkg",
+    ".zip": "shapefile",
+    ".shp": "shapefile",
+    ".csv": "csv",
+    ".xlsx": "xlsx",
+}
 _ENCODINGS = ("utf-8-sig", "gb18030")
 # GEOS writes the shortest digits that read back to the same double, cut at this many
 # decimals; from 1e-4 upwards that needs at most 21 (smaller values switch to exponent

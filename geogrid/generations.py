@@ -19,8 +19,8 @@ draft, which keeps every area's ``generation_low..generation_high`` a contiguous
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 import geopandas as gpd
 from geoalchemy2 import Geography
@@ -161,9 +161,19 @@ def generation_areas(
         query = query.where(Area.code.startswith(within, autoescape=True))
     rows = session.execute(query.order_by(Area.level, Area.code)).all()
     columns = [
-        "id", "code", "level", "parent_code", "name", "kind", "households", "population",
-        "attributes", "generation_low", "generation_high", "geometry",
-    ]  # fmt: skip
+        "id",
+        "code",
+        "level",
+        "parent_code",
+        "name",
+        "kind",
+        "households",
+        "population",
+        "attributes",
+        "generation_low",
+        "generation_high",
+        "geometry",
+    ]
     return frame_from_rows(rows, columns)
 
 
@@ -172,9 +182,10 @@ def metric_srid_of(session: Session, generation: Generation) -> int:
     if generation.metric_srid is not None:
         return generation.metric_srid
     centre = session.execute(
-        select(func.ST_X(func.ST_Centroid(func.ST_Extent(Area.geom))),
-               func.ST_Y(func.ST_Centroid(func.ST_Extent(Area.geom))))
-        .where(Area.generation_low <= generation.id, Area.generation_high >= generation.id)
+        select(
+            func.ST_X(func.ST_Centroid(func.ST_Extent(Area.geom))),
+            func.ST_Y(func.ST_Centroid(func.ST_Extent(Area.geom))),
+        ).where(Area.generation_low <= generation.id, Area.generation_high >= generation.id)
     ).one()
     if centre[0] is None:
         raise InputError(f"generation {generation.id} has no areas", field="generation")
@@ -290,9 +301,7 @@ def _record_lineage(session: Session, old_generation: int, new_generation: int) 
     Shares are of area on the ellipsoid; households follow the land.
     """
     old, new = aliased(Area), aliased(Area)
-    overlap = func.ST_Area(
-        cast(func.ST_Intersection(old.geom, new.geom), _geography()), True
-    )
+    overlap = func.ST_Area(cast(func.ST_Intersection(old.geom, new.geom), _geography()), True)
     overlaps = (
         select(
             old.id.label("old_id"),
@@ -320,16 +329,27 @@ def _record_lineage(session: Session, old_generation: int, new_generation: int) 
         overlaps.c.overlap,
         func.least(overlaps.c.overlap / overlaps.c.old_area, 1.0),
         func.least(overlaps.c.overlap / overlaps.c.new_area, 1.0),
-        cast(overlaps.c.old_households, Float) * func.least(overlaps.c.overlap / overlaps.c.old_area, 1.0),
+        cast(overlaps.c.old_households, Float)
+        * func.least(overlaps.c.overlap / overlaps.c.old_area, 1.0),
     ).where(overlaps.c.overlap > 1.0)
     inserted = session.execute(
-        insert(Lineage).from_select(
+        insert(Lineage)
+        .from_select(
             [
-                "generation", "level", "old_area_id", "new_area_id", "old_code", "new_code",
-                "overlap_m2", "share_of_old", "share_of_new", "households_moved",
-            ],  # fmt: skip
+                "generation",
+                "level",
+                "old_area_id",
+                "new_area_id",
+                "old_code",
+                "new_code",
+                "overlap_m2",
+                "share_of_old",
+                "share_of_new",
+                "households_moved",
+            ],
             rows,
-        ).returning(Lineage.id)
+        )
+        .returning(Lineage.id)
     )
     return len(inserted.all())
 
@@ -352,7 +372,9 @@ def lineage_of(session: Session, generation_id: int) -> list[Lineage]:
 def codes_ever_used(session: Session, parent: str) -> list[str]:
     """Every code below ``parent`` in any generation (codes are never reused)."""
     return list(
-        session.scalars(select(Area.code).where(Area.code.startswith(parent, autoescape=True)).distinct())
+        session.scalars(
+            select(Area.code).where(Area.code.startswith(parent, autoescape=True)).distinct()
+        )
     )
 
 

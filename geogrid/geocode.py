@@ -91,9 +91,15 @@ def locate(
     srid = metric_srid_of(session, gen)
     storage_lon, storage_lat = (float(v) for v in to_storage(lon, lat, coord_type))
     location = Location(
-        lon=lon, lat=lat, crs=coord_type.name, storage_lon=storage_lon, storage_lat=storage_lat,
-        generation=gen.id, level=level, status=OUTSIDE,
-    )  # fmt: skip
+        lon=lon,
+        lat=lat,
+        crs=coord_type.name,
+        storage_lon=storage_lon,
+        storage_lat=storage_lat,
+        generation=gen.id,
+        level=level,
+        status=OUTSIDE,
+    )
     near = _areas_near(session, gen, level, srid, storage_lon, storage_lat, settings.near_edge_m)
     covering = sorted(code for code, covers, _ in near if covers)
     close = sorted(
@@ -134,7 +140,9 @@ def _areas_near(
         _in_generation(gen),
         Area.geom.op("&&")(func.ST_Expand(here, degree_margin(metres, lat))),
     )
-    return [(code, bool(covers), float(distance)) for code, covers, distance in session.execute(query)]
+    return [
+        (code, bool(covers), float(distance)) for code, covers, distance in session.execute(query)
+    ]
 
 
 def _nearest(

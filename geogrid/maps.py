@@ -119,9 +119,11 @@ def grid_map(
     if drawn:
         Legend(
             label("legend", language),
-            [(label(level, language), styles[level], int((areas["level"] == level).sum()))
-             for level in drawn],
-        ).add_to(m)  # fmt: skip
+            [
+                (label(level, language), styles[level], int((areas["level"] == level).sum()))
+                for level in drawn
+            ],
+        ).add_to(m)
     if not any(isinstance(child, folium.LayerControl) for child in m._children.values()):
         folium.LayerControl(collapsed=False).add_to(m)
     if fit and bounds is not None:
@@ -135,9 +137,13 @@ def base_map(
 ) -> folium.Map:
     """An empty map with the configured base tiles (none, 天地图 or an XYZ URL)."""
     m = folium.Map(
-        location=(35.0, 105.0), zoom_start=4, tiles=None, max_zoom=_MAX_ZOOM,
-        control_scale=True, prefer_canvas=False,
-    )  # fmt: skip
+        location=(35.0, 105.0),
+        zoom_start=4,
+        tiles=None,
+        max_zoom=_MAX_ZOOM,
+        control_scale=True,
+        prefer_canvas=False,
+    )
     for layer in tile_layers(tiles, attribution=attribution, language=language):
         layer.add_to(m)
     _PlainLeafletCredit().add_to(m)
@@ -158,16 +164,23 @@ def tile_layers(
         annotation = _TIANDITU_ANNOTATION.get(language, "cva")
         return [
             folium.TileLayer(
-                _TIANDITU_URL.format(layer="vec", key=key), attr=credit,
-                name=label("tianditu", language), subdomains=_TIANDITU_SUBDOMAINS, max_zoom=18,
+                _TIANDITU_URL.format(layer="vec", key=key),
+                attr=credit,
+                name=label("tianditu", language),
+                subdomains=_TIANDITU_SUBDOMAINS,
+                max_zoom=18,
             ),
             # Place names come as a separate transparent layer drawn over the base.
             folium.TileLayer(
-                _TIANDITU_URL.format(layer=annotation, key=key), attr=credit,
-                name=label("annotation", language), subdomains=_TIANDITU_SUBDOMAINS,
-                max_zoom=18, overlay=True, control=True,
+                _TIANDITU_URL.format(layer=annotation, key=key),
+                attr=credit,
+                name=label("annotation", language),
+                subdomains=_TIANDITU_SUBDOMAINS,
+                max_zoom=18,
+                overlay=True,
+                control=True,
             ),
-        ]  # fmt: skip
+        ]
     if not all(part in tiles for part in ("{z}", "{x}", "{y}")):
         raise ConfigError(
             "tiles must be none, tianditu:KEY or an XYZ URL with {z}, {x} and {y}",
@@ -286,9 +299,10 @@ def map_parts(m: folium.Map) -> MapParts:
     figure = m.get_root()
     figure.render()
     external = [
-        child.url for child in figure.header._children.values()
+        child.url
+        for child in figure.header._children.values()
         if isinstance(child, JavascriptLink | CssLink) and _is_external(child.url)
-    ]  # fmt: skip
+    ]
     if external:
         raise ConfigError(
             f"the map links to other sites: {', '.join(external)}; call offline() first"

@@ -56,22 +56,26 @@ class Generation(Base):
 
     __tablename__ = "generation"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('draft', 'active', 'retired')", name="generation_status_known"
-        ),
+        CheckConstraint("status IN ('draft', 'active', 'retired')", name="generation_status_known"),
         # At most one draft and one current generation, even under concurrent commands.
-        Index("uq_generation_one_draft", "status", unique=True,
-              postgresql_where=text("status = 'draft'")),
-        Index("uq_generation_one_active", "status", unique=True,
-              postgresql_where=text("status = 'active'")),
+        Index(
+            "uq_generation_one_draft",
+            "status",
+            unique=True,
+            postgresql_where=text("status = 'draft'"),
+        ),
+        Index(
+            "uq_generation_one_active",
+            "status",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), server_default="draft")
     description: Mapped[str] = mapped_column(Text, server_default="")
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     created_by: Mapped[str] = mapped_column(String(128))
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     activated_by: Mapped[str | None] = mapped_column(String(128))
@@ -92,9 +96,7 @@ class Area(Base):
     __table_args__ = (
         CheckConstraint("generation_low <= generation_high", name="area_generations_ordered"),
         CheckConstraint("ST_IsValid(geom)", name="area_geom_valid"),
-        CheckConstraint(
-            "kind IN ('comprehensive', 'dedicated')", name="area_kind_known"
-        ),
+        CheckConstraint("kind IN ('comprehensive', 'dedicated')", name="area_kind_known"),
         CheckConstraint("households IS NULL OR households >= 0", name="area_households_positive"),
         CheckConstraint("population IS NULL OR population >= 0", name="area_population_positive"),
         # A code names at most one area in any generation.

@@ -65,13 +65,13 @@ class Settings:
             raise ConfigError("language must be zh_CN or en", field="GEOGRID_LANGUAGE")
         for name in ("near_edge_m", "nesting_tolerance_m", "gap_width_m", "sliver_area_m2"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"must not be negative", field=PREFIX + name.upper())
+                raise ConfigError("must not be negative", field=PREFIX + name.upper())
         if not 0 < self.port < 65536:
             raise ConfigError("port must be 1-65535", field="GEOGRID_PORT")
         if self.workers < 1:
             raise ConfigError("workers must be at least 1", field="GEOGRID_WORKERS")
-        self.scheme  # parse now so a bad scheme fails at start-up
-        self.households_range  # likewise
+        _ = self.scheme  # parse now so a bad scheme fails at start-up
+        _ = self.households_range  # likewise
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -106,7 +106,7 @@ class Settings:
         url = self.database_url or private_cluster_url(self.home)
         for bare in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
             if url.startswith(bare):
-                return "postgresql+psycopg://" + url[len(bare):]
+                return "postgresql+psycopg://" + url[len(bare) :]
         return url
 
     @property

@@ -43,10 +43,22 @@ from geogrid.errors import CodeError
 
 #: Every check, in the order a report lists them.
 CHECKS = (
-    "geometry_empty", "geometry_type", "geometry_invalid", "repaired",
-    "code_format", "code_level", "code_duplicate", "parent_mismatch", "parent_missing",
-    "not_nested", "overlap", "gap", "sliver", "edge_mismatch", "households_range",
-)  # fmt: skip
+    "geometry_empty",
+    "geometry_type",
+    "geometry_invalid",
+    "repaired",
+    "code_format",
+    "code_level",
+    "code_duplicate",
+    "parent_mismatch",
+    "parent_missing",
+    "not_nested",
+    "overlap",
+    "gap",
+    "sliver",
+    "edge_mismatch",
+    "households_range",
+)
 
 #: Overlaps and uncovered parts up to this size (m²) are rounding where neighbouring
 #: edges do not share vertices; they are reported as ``edge_mismatch``.

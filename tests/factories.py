@@ -21,10 +21,22 @@ import shapely
 WEST, EAST, SOUTH, NORTH = 119.00, 119.04, 36.70, 36.72
 
 
-def _row(code: str, level: str, parent: str | None, name: str, box: tuple[float, float, float, float],
-         households: int | None = None) -> dict:  # fmt: skip
-    return {"code": code, "level": level, "parent_code": parent, "name": name,
-            "households": households, "geometry": shapely.box(*box)}  # fmt: skip
+def _row(
+    code: str,
+    level: str,
+    parent: str | None,
+    name: str,
+    box: tuple[float, float, float, float],
+    households: int | None = None,
+) -> dict:
+    return {
+        "code": code,
+        "level": level,
+        "parent_code": parent,
+        "name": name,
+        "households": households,
+        "geometry": shapely.box(*box),
+    }
 
 
 def tiny_city() -> gpd.GeoDataFrame:
@@ -33,12 +45,44 @@ def tiny_city() -> gpd.GeoDataFrame:
         _row("370705", "county", None, "奎文区", (WEST, SOUTH, EAST, NORTH)),
         _row("370705001", "township", "370705", "东关街道", (119.00, SOUTH, 119.02, NORTH)),
         _row("370705002", "township", "370705", "大虞街道", (119.02, SOUTH, 119.04, NORTH)),
-        _row("370705001001", "community", "370705001", "东关第1社区", (119.00, SOUTH, 119.02, NORTH)),
-        _row("370705002001", "community", "370705002", "大虞第1社区", (119.02, SOUTH, 119.04, NORTH)),
-        _row("370705001001001", "grid", "370705001001", "东关第1网格", (119.00, SOUTH, 119.01, NORTH), 300),
-        _row("370705001001002", "grid", "370705001001", "东关第2网格", (119.01, SOUTH, 119.02, NORTH), 280),
-        _row("370705002001001", "grid", "370705002001", "大虞第1网格", (119.02, SOUTH, 119.03, NORTH), 310),
-        _row("370705002001002", "grid", "370705002001", "大虞第2网格", (119.03, SOUTH, 119.04, NORTH), 290),
+        _row(
+            "370705001001", "community", "370705001", "东关第1社区", (119.00, SOUTH, 119.02, NORTH)
+        ),
+        _row(
+            "370705002001", "community", "370705002", "大虞第1社区", (119.02, SOUTH, 119.04, NORTH)
+        ),
+        _row(
+            "370705001001001",
+            "grid",
+            "370705001001",
+            "东关第1网格",
+            (119.00, SOUTH, 119.01, NORTH),
+            300,
+        ),
+        _row(
+            "370705001001002",
+            "grid",
+            "370705001001",
+            "东关第2网格",
+            (119.01, SOUTH, 119.02, NORTH),
+            280,
+        ),
+        _row(
+            "370705002001001",
+            "grid",
+            "370705002001",
+            "大虞第1网格",
+            (119.02, SOUTH, 119.03, NORTH),
+            310,
+        ),
+        _row(
+            "370705002001002",
+            "grid",
+            "370705002001",
+            "大虞第2网格",
+            (119.03, SOUTH, 119.04, NORTH),
+            290,
+        ),
     ]
     return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4490")
 
@@ -53,8 +97,10 @@ def write_geojson(areas: gpd.GeoDataFrame, path: Path) -> Path:
         }
         for row in areas.to_dict("records")
     ]
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False),
-                    encoding="utf-8")  # fmt: skip
+    path.write_text(
+        json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False),
+        encoding="utf-8",
+    )
     return path
 
 

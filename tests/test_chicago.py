@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import CHICAGO_SCHEME, SHARED_DATA
 from sqlalchemy.orm import Session
 
-from conftest import CHICAGO_SCHEME, SHARED_DATA
 from geogrid import boundaries, generations
 from geogrid.bulk import place_points
 from geogrid.crs import geometry_to_metric, parse_coord_type, to_metric
@@ -35,14 +35,25 @@ def chicago(make_database, base_settings):
     settings = settings.with_(database_url=engine.url.render_as_string(False))
     with Session(engine) as session:
         result = boundaries.import_boundaries(
-            session, BEATS, level="beat", fields=boundaries.FieldMap(code="beat_num", name="beat"),
-            coord_type=parse_coord_type("wgs84"), scheme=settings.scheme,
-            rules=ValidationRules.from_settings(settings), created_by="test", with_parents=True,
-        )  # fmt: skip
+            session,
+            BEATS,
+            level="beat",
+            fields=boundaries.FieldMap(code="beat_num", name="beat"),
+            coord_type=parse_coord_type("wgs84"),
+            scheme=settings.scheme,
+            rules=ValidationRules.from_settings(settings),
+            created_by="test",
+            with_parents=True,
+        )
         assert not result.blocked
         assert result.report.ok, result.report.summary_lines()
-        generations.activate(session, result.generation.id, settings.scheme,
-                             ValidationRules.from_settings(settings), activated_by="test")  # fmt: skip
+        generations.activate(
+            session,
+            result.generation.id,
+            settings.scheme,
+            ValidationRules.from_settings(settings),
+            activated_by="test",
+        )
         session.commit()
     return settings, engine
 
@@ -56,7 +67,9 @@ def placed(chicago):
     crimes["lat"] = pd.to_numeric(crimes["Latitude"])
     located = crimes.dropna(subset=["lon", "lat"]).reset_index()
     with Session(engine) as session:
-        result = place_points(session, settings, located["lon"].to_numpy(), located["lat"].to_numpy())
+        result = place_points(
+            session, settings, located["lon"].to_numpy(), located["lat"].to_numpy()
+        )
     return crimes, located.join(result)
 
 
@@ -80,7 +93,9 @@ def test_every_record_not_placed_in_its_beat_is_explained(placed, chicago):
     _, located = placed
     missed = located[~_labelled_beat_found(located)]
     with Session(engine) as session:
-        beats = generations.generation_areas(session, generations.current_generation(session).id, level="beat")
+        beats = generations.generation_areas(
+            session, generations.current_generation(session).id, level="beat"
+        )
     reasons = explain(missed, beats)
     assert len(reasons) == len(missed) and all(reasons)
     # The published facts: about 60 located records fall in no beat, almost all within
@@ -111,7 +126,11 @@ def _labelled_beat_found(located: pd.DataFrame) -> pd.Series:
 
 def explain(missed: pd.DataFrame, beats) -> list[str]:
     """Why each record is not in its labelled beat, in words and metres."""
-    by_code = dict(zip(beats["code"], geometry_to_metric(np.asarray(beats.geometry.values), 32616), strict=True))
+    by_code = dict(
+        zip(
+            beats["code"], geometry_to_metric(np.asarray(beats.geometry.values), 32616), strict=True
+        )
+    )
     x, y = to_metric(missed["lon"].to_numpy(), missed["lat"].to_numpy(), 32616)
     reasons = []
     for row, px, py in zip(missed.itertuples(), x, y, strict=True):
@@ -120,8 +139,12 @@ def explain(missed: pd.DataFrame, beats) -> list[str]:
         if labelled is None:
             reasons.append(f"labelled beat {row.beat} is not among the 2012 beats")
         elif row.status == "outside":
-            reasons.append(f"in no beat; nearest {row.nearest_code} at {row.nearest_distance_m:.0f} m, "
-                           f"labelled beat {away:.0f} m away")  # fmt: skip
+            reasons.append(
+                f"in no beat; nearest {row.nearest_code} at {row.nearest_distance_m:.0f} m, "
+                f"labelled beat {away:.0f} m away"
+            )
         else:
-            reasons.append(f"in beat {row.grid_code}; labelled beat {row.beat} is {away:.0f} m away")
+            reasons.append(
+                f"in beat {row.grid_code}; labelled beat {row.beat} is {away:.0f} m away"
+            )
     return reasons

@@ -32,14 +32,22 @@ def test_level_and_parent_of(code, level, parent):
 
 def test_ancestors_follow_the_prefixes():
     assert SCHEME.ancestors_of("37070500700100302") == [
-        "370705", "370705007", "370705007001", "370705007001003",
+        "370705",
+        "370705007",
+        "370705007001",
+        "370705007001003",
     ]
     assert CHICAGO.ancestors_of("0111") == ["01", "011"]
 
 
 @pytest.mark.parametrize(
     ("code", "message"),
-    [("3707050", "has 7 digits"), ("37070A", "only the digits"), ("", "empty"), ("３７０７０５", "only the digits")],
+    [
+        ("3707050", "has 7 digits"),
+        ("37070A", "only the digits"),
+        ("", "empty"),
+        ("３７０７０５", "only the digits"),
+    ],
 )
 def test_bad_codes_name_the_problem(code, message):
     with pytest.raises(CodeError, match=message) as info:
@@ -87,8 +95,14 @@ def test_bad_schemes_are_config_errors(text, message):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("310101", "310101"), ("310101.0", "310101"), (310101, "310101"), (310101.0, "310101"),
-     (" 0111 ", "0111"), ("0111", "0111")],
+    [
+        ("310101", "310101"),
+        ("310101.0", "310101"),
+        (310101, "310101"),
+        (310101.0, "310101"),
+        (" 0111 ", "0111"),
+        ("0111", "0111"),
+    ],
 )
 def test_normalise_code_accepts_numbers_from_spreadsheets(value, expected):
     assert normalise_code(value) == expected

@@ -48,9 +48,16 @@ def test_kuiwen_has_its_ten_real_streets(kuiwen):
 
 def test_columns_types_and_crs(kuiwen):
     assert list(kuiwen.columns) == [
-        "code", "level", "parent_code", "name", "kind", "households", "population",
-        "attributes", "geometry",
-    ]  # fmt: skip
+        "code",
+        "level",
+        "parent_code",
+        "name",
+        "kind",
+        "households",
+        "population",
+        "attributes",
+        "geometry",
+    ]
     assert kuiwen.crs.to_epsg() == 4490
     assert set(kuiwen["level"]) == set(LEVELS)
     assert set(kuiwen["kind"]) == {"comprehensive", "dedicated"}
@@ -72,8 +79,12 @@ def test_every_code_fits_the_scheme_and_nests_by_prefix(kuiwen):
     # 3 more digits for communities and grids, 2 for micro-grids
     lengths = kuiwen.groupby("level")["code"].agg(lambda c: set(c.str.len()))
     assert lengths.to_dict() == {
-        "county": {6}, "township": {9}, "community": {12}, "grid": {15}, "microgrid": {17}
-    }  # fmt: skip
+        "county": {6},
+        "township": {9},
+        "community": {12},
+        "grid": {15},
+        "microgrid": {17},
+    }
 
 
 def test_kuiwen_has_a_few_hundred_grids_of_about_300_households(kuiwen):

@@ -84,8 +84,15 @@ def test_a_written_boundary_file_reads_back_exactly(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", ["geojson", "csv"])
 def test_text_formats_keep_every_bit_of_a_coordinate(tmp_path, fmt):
     # Each needs 17 significant digits, or sits where GEOS switches to exponent notation.
-    values = [math.nextafter(119.1, 180), math.nextafter(36.7, 0), 0.12636320106664156,
-              -0.00012345678901234567, 1.2345678901234567e-5, 1e-20, 1e300]  # fmt: skip
+    values = [
+        math.nextafter(119.1, 180),
+        math.nextafter(36.7, 0),
+        0.12636320106664156,
+        -0.00012345678901234567,
+        1.2345678901234567e-5,
+        1e-20,
+        1e300,
+    ]
     frame = gpd.GeoDataFrame(
         {"n": range(len(values))}, geometry=shapely.points(values, values[::-1])
     )
@@ -149,8 +156,12 @@ def test_each_broken_feature_is_reported_by_number(tmp_path):
     assert list(source.frame["code"]) == ["a", "g"]
     assert source.records == [1, 7]
     assert [(p.record, p.field) for p in source.problems] == [
-        (2, "geometry"), (3, "geometry"), (4, None), (5, "geometry"), (6, "geometry"),
-    ]  # fmt: skip
+        (2, "geometry"),
+        (3, "geometry"),
+        (4, None),
+        (5, "geometry"),
+        (6, "geometry"),
+    ]
     assert "4 coordinates" in source.problems[0].message
     assert "empty" in source.problems[3].message
 
@@ -227,8 +238,10 @@ def test_the_wkt_column_is_found_or_named(tmp_path):
     path.write_text(f'code,the_geom,shape\n1,"{SQUARE_WKT}","{SQUARE_WKT}"\n', encoding="utf-8")
     assert list(read_boundary_file(path).frame.columns) == ["code", "shape", "geometry"]
     assert list(read_boundary_file(path, wkt_field="shape").frame.columns) == [
-        "code", "the_geom", "geometry",
-    ]  # fmt: skip
+        "code",
+        "the_geom",
+        "geometry",
+    ]
     path.write_text("code,name\n1,a\n", encoding="utf-8")
     with pytest.raises(FileFormatError, match="no geometry column"):
         read_boundary_file(path)

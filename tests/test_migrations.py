@@ -26,7 +26,10 @@ def test_geometry_column_has_gist_index_and_validity_check(engine):
         indexes = {ix["name"] for ix in inspect(connection).get_indexes("area")}
         assert "idx_area_geom" in indexes
         checks = connection.execute(
-            text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'area_geom_valid'")
+            text(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conname = 'area_geom_valid'"
+            )
         ).scalar_one()
         assert "st_isvalid" in checks.lower()
         geometry_type = connection.execute(

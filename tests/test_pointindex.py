@@ -125,8 +125,13 @@ def test_placement_as_a_frame() -> None:
     index = GridIndex.build(["B", "A"], [EAST_DEG, WEST_DEG], metric_epsg=LOCAL_EPSG)
     frame = index.locate([119.101, 119.1005, 119.2], [36.7005, 36.7005, 36.7]).to_frame()
     assert list(frame.columns) == [
-        "grid_code", "status", "candidates", "nearest_code", "nearest_distance_m", "swapped_code",
-    ]  # fmt: skip
+        "grid_code",
+        "status",
+        "candidates",
+        "nearest_code",
+        "nearest_distance_m",
+        "swapped_code",
+    ]
     assert frame["grid_code"].tolist() == ["A", "A", None]
     assert frame["status"].tolist() == ["edge", "inside", "outside"]
     assert frame["candidates"].tolist() == ["B", "", ""]
@@ -171,9 +176,13 @@ class _Expected:
 
 
 def _brute_force(
-    codes: list[str], polygons: np.ndarray, to_metric: pyproj.Transformer, lon: np.ndarray,
-    lat: np.ndarray, near_m: float,
-) -> list[_Expected]:  # fmt: skip
+    codes: list[str],
+    polygons: np.ndarray,
+    to_metric: pyproj.Transformer,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    near_m: float,
+) -> list[_Expected]:
     """The rules of geogrid.geocode, point by point, over every area in code order."""
     metric = shapely.transform(polygons, lambda xy: np.column_stack(to_metric.transform(*xy.T)))
     in_order = sorted(range(len(codes)), key=lambda i: codes[i])

@@ -27,15 +27,17 @@ def test_scripts_are_executable_bash(script: Path) -> None:
 
 def test_url_matches_settings(tmp_path: Path) -> None:
     env = {**os.environ, "GEOGRID_HOME": str(tmp_path)}
-    out = subprocess.run([ROOT / "scripts" / "pgcluster", "url"], env=env, check=True,
-                         capture_output=True, text=True).stdout.strip()  # fmt: skip
+    out = subprocess.run(
+        [ROOT / "scripts" / "pgcluster", "url"], env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
     assert out == private_cluster_url(tmp_path)
     assert not (tmp_path / ".geogrid").exists()  # url only prints
 
 
 def test_pgcluster_rejects_unknown_command() -> None:
-    result = subprocess.run([ROOT / "scripts" / "pgcluster", "restart"], capture_output=True,
-                            text=True)  # fmt: skip
+    result = subprocess.run(
+        [ROOT / "scripts" / "pgcluster", "restart"], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "usage" in result.stderr
 
@@ -58,13 +60,33 @@ def _fake_bin(tmp_path: Path, keep: list[str]) -> Path:
 
 def test_setup_asks_apt_only_for_what_is_missing(tmp_path: Path) -> None:
     # No npm and no chromium on PATH; an external database, so no PostgreSQL needed.
-    tools = ["bash", "env", "python3", "sha256sum", "cut", "cat", "sed", "find", "sort", "tail",
-             "dirname", "head"]  # fmt: skip
+    tools = [
+        "bash",
+        "env",
+        "python3",
+        "sha256sum",
+        "cut",
+        "cat",
+        "sed",
+        "find",
+        "sort",
+        "tail",
+        "dirname",
+        "head",
+    ]
     bin_dir = _fake_bin(tmp_path, tools)
-    env = {"PATH": str(bin_dir), "HOME": str(tmp_path),
-           "GEOGRID_DATABASE_URL": "postgresql://nobody@/nowhere"}  # fmt: skip
-    result = subprocess.run([ROOT / "scripts" / "setup", "--browser"], env=env,
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    env = {
+        "PATH": str(bin_dir),
+        "HOME": str(tmp_path),
+        "GEOGRID_DATABASE_URL": "postgresql://nobody@/nowhere",
+    }
+    result = subprocess.run(
+        [ROOT / "scripts" / "setup", "--browser"],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 1
     assert "apt-get update failed" in result.stderr
     assert "nodejs npm chromium" in result.stdout
