@@ -60,9 +60,20 @@ def ensure_city(settings: Settings, city: str = "3707", seed: int = 7) -> Engine
 
 
 def clustered_points(
-    areas, n: int, *, seed: int = 1, edge_share: float = 0.01, spread_m: float = 400.0
+    areas,
+    n: int,
+    *,
+    seed: int = 1,
+    edge_share: float = 0.01,
+    stray_share: float = 0.005,
+    spread_m: float = 400.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Points clustered around busy grids, some uniform, and some exactly on shared vertices."""
+    """Points as incidents come: clustered around busy grids, with background and strays.
+
+    1% lie exactly on shared vertices (true edge points), 0.5% anywhere in the bounding
+    box (mistyped or stray coordinates, mostly outside every grid), 4.5% uniformly over
+    the grids, the rest in normal clusters around 400 busy places.
+    """
     rng = np.random.default_rng(seed)
     geoms = np.asarray(areas.geometry.values, dtype=object)
     weights = areas["households"].fillna(0).to_numpy(dtype=float) + 1.0
@@ -70,23 +81,38 @@ def clustered_points(
         geoms[rng.choice(len(geoms), 400, p=weights / weights.sum())]
     )
     cx, cy = shapely.get_x(centres), shapely.get_y(centres)
-    n_edge = int(n * edge_share)
-    n_uniform = int(n * 0.05)
-    n_cluster = n - n_edge - n_uniform
+    n_edge, n_stray, n_background = int(n * edge_share), int(n * stray_share), int(n * 0.045)
+    n_cluster = n - n_edge - n_stray - n_background
     pick = rng.integers(0, len(centres), n_cluster)
     deg = spread_m / 111_000.0
     lon = cx[pick] + rng.normal(0, deg / np.cos(np.radians(cy[pick])), n_cluster)
     lat = cy[pick] + rng.normal(0, deg, n_cluster)
     x0, y0, x1, y1 = shapely.total_bounds(geoms)
-    lon = np.concatenate([lon, rng.uniform(x0, x1, n_uniform)])
-    lat = np.concatenate([lat, rng.uniform(y0, y1, n_uniform)])
+    bx, by = _uniform_over(geoms, n_background, rng)
     # Vertices are exactly representable on both sides of a shared edge: true edge points.
     vertices = shapely.get_coordinates(shapely.boundary(geoms[rng.choice(len(geoms), 2000)]))
     chosen = vertices[rng.integers(0, len(vertices), n_edge)]
-    lon = np.concatenate([lon, chosen[:, 0]])
-    lat = np.concatenate([lat, chosen[:, 1]])
+    lon = np.concatenate([lon, bx, rng.uniform(x0, x1, n_stray), chosen[:, 0]])
+    lat = np.concatenate([lat, by, rng.uniform(y0, y1, n_stray), chosen[:, 1]])
     order = rng.permutation(n)
     return lon[order], lat[order]
+
+
+def _uniform_over(
+    geoms: np.ndarray, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points uniform over the areas' land: areas drawn by size, points by rejection."""
+    sizes = shapely.area(geoms)
+    bounds = shapely.bounds(geoms)
+    xs, ys = [], []
+    while sum(map(len, xs)) < n:
+        pick = rng.choice(len(geoms), n, p=sizes / sizes.sum())
+        b = bounds[pick]
+        x, y = rng.uniform(b[:, 0], b[:, 2]), rng.uniform(b[:, 1], b[:, 3])
+        keep = shapely.contains_xy(geoms[pick], x, y)
+        xs.append(x[keep])
+        ys.append(y[keep])
+    return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
 
 
 def interleaved(
