@@ -43,6 +43,8 @@ def create_app(
     )
     # Chinese names in JSON as they are, not as \u escapes.
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    # Keep the order the library gives (levels coarsest first), not alphabetical.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
 
     if session_factory is None:
         # One engine (and pool) per process, made once here rather than per request.

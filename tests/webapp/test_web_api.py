@@ -110,3 +110,8 @@ def test_healthz_reports_the_current_generation(client, city):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "generation": city.id}
+
+
+def test_locate_lists_levels_coarsest_first(client, city):
+    body = client.get("/api/locate?lon=119.005&lat=36.71&crs=wgs84").get_json()
+    assert list(body["codes"]) == ["county", "township", "community", "grid"]
