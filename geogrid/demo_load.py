@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from geogrid.boundaries import Changes, load_frame
 from geogrid.codes import DEFAULT_SCHEME
+from geogrid.drafts import Changes, load_frame
 from geogrid.errors import ConfigError
 from geogrid.generations import Activation, activate, create_draft
 from geogrid.settings import Settings

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -22,9 +21,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from geogrid.codes import CodeScheme
 from geogrid.db import make_engine, upgrade
 from geogrid.settings import Settings
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CHICAGO_SCHEME = "district:2,sector:3,beat:4"
 
 
 @pytest.fixture(scope="session")

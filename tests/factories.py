@@ -20,6 +20,10 @@ import shapely
 
 WEST, EAST, SOUTH, NORTH = 119.00, 119.04, 36.70, 36.72
 
+#: The reference data beside the repository (../shared/data).
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CHICAGO_SCHEME = "district:2,sector:3,beat:4"
+
 
 def _row(
     code: str,

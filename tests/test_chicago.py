@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from conftest import CHICAGO_SCHEME, SHARED_DATA
+from factories import CHICAGO_SCHEME, SHARED_DATA
 from sqlalchemy.orm import Session
 
 from geogrid import boundaries, generations
