@@ -196,6 +196,11 @@ class _Geometry:
         return index, distance
 
 
+#: Bins whose centre is farther than this many bin widths from the boundary are
+#: searched point by point with GEOS (their reach would hold too many segments).
+_FAR_BINS = 4.0
+
+
 @dataclass(frozen=True)
 class _Boundary:
     """The segments of the boundary of the areas' union, in the metric CRS.
@@ -229,7 +234,49 @@ class _Boundary:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Nearest area and distance of each point, and whether another area is as near.
 
-        Points are binned; one GEOS query per bin finds how far its farthest point may
+        Points near the boundary are measured in bins (:meth:`_nearest_binned`). Far
+        away, a bin's reach holds so many segments that GEOS's own nearest search, one
+        query per point, is much faster; it is exact, so no tie is left unsure.
+        """
+        bx, by = np.floor(x / self.bin_m), np.floor(y / self.bin_m)
+        _, first, point_bin = np.unique(
+            np.column_stack([bx, by]), axis=0, return_index=True, return_inverse=True
+        )
+        centres = shapely.points((bx[first] + 0.5) * self.bin_m, (by[first] + 0.5) * self.bin_m)
+        (which, _), gap = self.tree.query_nearest(centres, return_distance=True, all_matches=False)
+        far_bin = np.zeros(len(first), dtype=bool)
+        far_bin[which] = gap > _FAR_BINS * self.bin_m
+        far_points = far_bin[point_bin.ravel()]
+        if not far_points.any():
+            return self._nearest_binned(x, y, tolerance)
+        index = np.empty(len(x), dtype=np.int64)
+        closest = np.empty(len(x))
+        unsure = np.zeros(len(x), dtype=bool)
+        near = ~far_points
+        if near.any():
+            index[near], closest[near], unsure[near] = self._nearest_binned(
+                x[near], y[near], tolerance
+            )
+        index[far_points], closest[far_points] = self._nearest_exact(x[far_points], y[far_points])
+        return index, closest, unsure
+
+    def _nearest_exact(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """GEOS's nearest segment per point; the smallest area number among exact ties."""
+        (q, segment), gap = self.tree.query_nearest(
+            shapely.points(x, y), return_distance=True, all_matches=True
+        )
+        area = self.area[segment]
+        order = np.lexsort((area, q))
+        first = order[_group_starts(q[order])]
+        index = np.empty(len(x), dtype=np.int64)
+        closest = np.empty(len(x))
+        index[q[first]], closest[q[first]] = area[first], gap[first]
+        return index, closest
+
+    def _nearest_binned(
+        self, x: np.ndarray, y: np.ndarray, tolerance: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Points are binned; one GEOS query per bin finds how far its farthest point may
         be from the boundary, and numpy measures each point against the segments
         within that reach of the bin.
         """
