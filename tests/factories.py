@@ -112,3 +112,29 @@ def level_file(tmp_path: Path, level: str, areas: gpd.GeoDataFrame | None = None
     """One level of the tiny city (or of ``areas``) as a GeoJSON file."""
     areas = tiny_city() if areas is None else areas
     return write_geojson(areas[areas["level"] == level], tmp_path / f"{level}.geojson")
+
+
+def load_tiny_city(session, settings, tmp_path: Path, *, user: str = "tester"):
+    """Import every level of the tiny city through the library and activate it."""
+    from geogrid import boundaries, generations
+    from geogrid.crs import parse_coord_type
+    from geogrid.validate import ValidationRules
+
+    rules = ValidationRules.from_settings(settings)
+    fields = boundaries.FieldMap(
+        code="code", name="name", parent="parent_code", households="households"
+    )
+    for level in ("county", "township", "community", "grid"):
+        result = boundaries.import_boundaries(
+            session,
+            level_file(tmp_path, level),
+            level=level,
+            fields=fields,
+            coord_type=parse_coord_type("cgcs2000"),
+            scheme=settings.scheme,
+            rules=rules,
+            created_by=user,
+        )
+        assert not result.blocked, result.prepared.problems
+    draft = generations.draft_generation(session)
+    return generations.activate(session, draft.id, settings.scheme, rules, activated_by=user)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import shapely
-from factories import level_file, tiny_city
+from factories import level_file, load_tiny_city, tiny_city
 from sqlalchemy import func, select
 
 from geogrid import boundaries, generations
@@ -33,20 +33,6 @@ def import_level(db, settings, path, level, **options):
         rules=ValidationRules.from_settings(settings),
         created_by="tester",
         **options,
-    )
-
-
-def load_tiny_city(db, settings, tmp_path):
-    for level in LEVELS:
-        result = import_level(db, settings, level_file(tmp_path, level), level)
-        assert not result.blocked, result.prepared.problems
-    draft = generations.draft_generation(db)
-    return generations.activate(
-        db,
-        draft.id,
-        settings.scheme,
-        ValidationRules.from_settings(settings),
-        activated_by="tester",
     )
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from factories import level_file
+from factories import load_tiny_city
 
-from geogrid import boundaries, generations
-from geogrid.crs import parse_coord_type, wgs84_to_bd09, wgs84_to_gcj02
+from geogrid.crs import wgs84_to_bd09, wgs84_to_gcj02
 from geogrid.errors import CodeError, CoordinateError, NotFound
 from geogrid.geocode import locate
-from geogrid.validate import ValidationRules
 
 LAT = 36.71
 #: Metres per degree of longitude at LAT, close enough to place test points 10 or 20 m away.
@@ -21,28 +19,7 @@ G1, G2, G3, G4 = "370705001001001", "370705001001002", "370705002001001", "37070
 
 @pytest.fixture
 def city(db, settings, tmp_path):
-    fields = boundaries.FieldMap(
-        code="code", name="name", parent="parent_code", households="households"
-    )
-    for level in ("county", "township", "community", "grid"):
-        boundaries.import_boundaries(
-            db,
-            level_file(tmp_path, level),
-            level=level,
-            fields=fields,
-            coord_type=parse_coord_type("cgcs2000"),
-            scheme=settings.scheme,
-            rules=ValidationRules.from_settings(settings),
-            created_by="tester",
-        )
-    draft = generations.draft_generation(db)
-    generations.activate(
-        db,
-        draft.id,
-        settings.scheme,
-        ValidationRules.from_settings(settings),
-        activated_by="tester",
-    )
+    load_tiny_city(db, settings, tmp_path)
     return db
 
 

@@ -9,17 +9,14 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
-from factories import level_file
+from factories import load_tiny_city
 from flask import Flask
 from flask.testing import FlaskClient
 from geoalchemy2.shape import from_shape
 from sqlalchemy.orm import Session, sessionmaker
 
-from geogrid import boundaries, generations
-from geogrid.crs import parse_coord_type
 from geogrid.models import STORAGE_SRID, Area, Generation
 from geogrid.settings import Settings
-from geogrid.validate import ValidationRules
 from web import create_app
 
 
@@ -41,25 +38,7 @@ def client(app: Flask) -> Iterator[FlaskClient]:
 @pytest.fixture
 def city(db: Session, settings: Settings, tmp_path: Path) -> Generation:
     """The tiny city (tests/factories.py) imported and activated through the library."""
-    rules = ValidationRules.from_settings(settings)
-    fields = boundaries.FieldMap(
-        code="code", name="name", parent="parent_code", households="households"
-    )
-    for level in ("county", "township", "community", "grid"):
-        result = boundaries.import_boundaries(
-            db,
-            level_file(tmp_path, level),
-            level=level,
-            fields=fields,
-            coord_type=parse_coord_type("cgcs2000"),
-            scheme=settings.scheme,
-            rules=rules,
-            created_by="tests",
-        )
-        assert not result.blocked, result.prepared.problems
-    draft = generations.draft_generation(db)
-    activation = generations.activate(db, draft.id, settings.scheme, rules, activated_by="tests")
-    return activation.generation
+    return load_tiny_city(db, settings, tmp_path, user="tests").generation
 
 
 @pytest.fixture
