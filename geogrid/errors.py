@@ -80,5 +80,23 @@ class ValidationFailed(GeogridError):
     code = "validation_failed"
 
 
+class CalendarNotCovered(GeogridError):
+    """A day in a year that neither the calendar package nor the override table covers."""
+
+    code = "calendar_not_covered"
+
+    def __init__(self, year: int, *, field: str | None = None) -> None:
+        super().__init__(
+            f"the working-day calendar does not cover {year}: the chinese-calendar package has "
+            f"no data for it and no override falls in it; upgrade the package "
+            f"(pip install -U chinese-calendar) once the State Council has published {year}'s "
+            f"holidays, or enter them with `geogrid calendar set {year}-MM-DD holiday|workday "
+            "--name ... --commit`",
+            field=field,
+            year=year,
+        )
+        self.year = year
+
+
 class DatabaseNotReady(GeogridError):
     code = "database_not_ready"

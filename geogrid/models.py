@@ -12,12 +12,13 @@ public identifier; row ids are not.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -155,3 +156,20 @@ class Lineage(Base):
     share_of_new: Mapped[float] = mapped_column(Float)
     #: The old area's households times ``share_of_old``, when households were known.
     households_moved: Mapped[float | None] = mapped_column(Float)
+
+
+class CalendarOverride(Base):
+    """An administrator's word on one day: a working day or a holiday, winning over the package."""
+
+    __tablename__ = "calendar_override"
+    __table_args__ = (
+        CheckConstraint("kind IN ('workday', 'holiday')", name="calendar_override_kind_known"),
+    )
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    #: The holiday or swapped working day it belongs to, e.g. 春节.
+    name: Mapped[str] = mapped_column(Text, server_default="")
+    note: Mapped[str] = mapped_column(Text, server_default="")
+    set_by: Mapped[str] = mapped_column(Text)
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
