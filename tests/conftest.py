@@ -55,6 +55,28 @@ def make_database(base_settings: Settings) -> Iterator[Callable[[str], Engine]]:
 
 
 @pytest.fixture(scope="session")
+def make_cli(make_database, base_settings):
+    """A factory of ``geogrid`` invokers, each on a fresh database (the CLI commits for real)."""
+    from click.testing import CliRunner
+
+    from geogrid.cli import main
+
+    def make(scheme: str | None = None):
+        engine = make_database(scheme or base_settings.code_scheme)
+        env = {"GEOGRID_DATABASE_URL": engine.url.render_as_string(False)}
+
+        def invoke(*args: str, ok: bool = True):
+            result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+            if ok:
+                assert result.exit_code == 0, result.output
+            return result
+
+        return invoke
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def engine(make_database: Callable[[str], Engine], base_settings: Settings) -> Engine:
     """The test database with the default code scheme."""
     return make_database(base_settings.code_scheme)

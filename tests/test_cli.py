@@ -14,18 +14,9 @@ from geogrid.cli import main
 
 
 @pytest.fixture(scope="module")
-def run(make_database, base_settings):
+def run(make_cli):
     """Invoke ``geogrid`` against a fresh database of this module's own."""
-    engine = make_database(base_settings.code_scheme)
-    env = {"GEOGRID_DATABASE_URL": engine.url.render_as_string(False)}
-
-    def invoke(*args: str, ok: bool = True):
-        result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return invoke
+    return make_cli()
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from click.testing import CliRunner
 
 from geogrid import workdays
-from geogrid.cli import main
 from geogrid.errors import GeogridError, InputError
 from geogrid.workdays import SHANGHAI, CalendarNotCovered, WorkCalendar
 
@@ -149,18 +147,9 @@ def test_unknown_kind_is_refused(db):
 
 
 @pytest.fixture(scope="module")
-def run(make_database, base_settings):
+def run(make_cli):
     """Invoke ``geogrid`` against a fresh database of this module's own."""
-    engine = make_database(base_settings.code_scheme)
-    env = {"GEOGRID_DATABASE_URL": engine.url.render_as_string(False)}
-
-    def invoke(*args: str, ok: bool = True):
-        result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return invoke
+    return make_cli()
 
 
 def test_cli_due_prints_the_deadline(run):
