@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -90,7 +89,7 @@ def upgrade(engine: Engine, scheme: CodeScheme, revision: str = "head") -> None:
                 ensure_code_scheme(session, scheme)
                 session.flush()
     except OperationalError as exc:
-        raise DatabaseNotReady(_connection_advice(engine, exc)) from exc
+        raise DatabaseNotReady(connection_advice(exc)) from exc
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -134,19 +133,5 @@ def connection_advice(exc: OperationalError) -> str:
         if "/.geogrid/run" in str(exc.orig)
         else "check GEOGRID_DATABASE_URL and that the server is running"
     )
-    return f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}; {hint}"
-
-
-def _connection_advice(engine: Engine, exc: OperationalError) -> str:
-    where = engine.url.render_as_string(hide_password=True)
-    hint = (
-        "start geogrid's own cluster with `make setup` (or `scripts/pgcluster start`)"
-        if "/.geogrid/run" in where
-        else "check GEOGRID_DATABASE_URL"
-    )
-    return f"cannot reach the database at {where}: {str(exc.orig).strip()}; {hint}"
-
-
-def project_path(*parts: str) -> Path:
-    """A path inside the repository."""
-    return PROJECT_ROOT.joinpath(*parts)
+    detail = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "no answer"
+    return f"cannot reach the database: {detail}; {hint}"

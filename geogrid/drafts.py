@@ -67,8 +67,7 @@ def load_into_draft(
         func.ST_AsBinary(Area.geom).label("wkb"),
     ).where(
         Area.level == level,
-        Area.generation_low <= generation.id,
-        Area.generation_high >= generation.id,
+        Area.valid_in(generation.id),
     )
     if not replace_level and scheme.parent_level(level) is not None:
         parents = sorted({p for p in areas["parent_code"] if p})
@@ -130,8 +129,7 @@ def _refuse_reused_codes(session: Session, areas: gpd.GeoDataFrame, generation: 
     )
     live = select(Area.code).where(
         Area.code.in_(codes),
-        Area.generation_low <= generation.id,
-        Area.generation_high >= generation.id,
+        Area.valid_in(generation.id),
     )
     live_codes = set(session.scalars(live))
     current = current_generation(session)
@@ -180,8 +178,7 @@ def _end_descendants(session: Session, code: str, generation: Generation) -> Non
     below = and_(
         Area.code.startswith(code, autoescape=True),
         func.length(Area.code) > len(code),
-        Area.generation_low <= generation.id,
-        Area.generation_high >= generation.id,
+        Area.valid_in(generation.id),
     )
     session.execute(delete(Area).where(below, Area.generation_low == generation.id))
     previous = current_generation(session)

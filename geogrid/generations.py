@@ -154,7 +154,7 @@ def generation_areas(
         Area.generation_low,
         Area.generation_high,
         wkb_column(Area.geom).label("geometry"),
-    ).where(Area.generation_low <= generation_id, Area.generation_high >= generation_id)
+    ).where(Area.valid_in(generation_id))
     if level is not None:
         query = query.where(Area.level == level)
     if within is not None:
@@ -185,7 +185,7 @@ def metric_srid_of(session: Session, generation: Generation) -> int:
         select(
             func.ST_X(func.ST_Centroid(func.ST_Extent(Area.geom))),
             func.ST_Y(func.ST_Centroid(func.ST_Extent(Area.geom))),
-        ).where(Area.generation_low <= generation.id, Area.generation_high >= generation.id)
+        ).where(Area.valid_in(generation.id))
     ).one()
     if centre[0] is None:
         raise InputError(f"generation {generation.id} has no areas", field="generation")
@@ -382,7 +382,7 @@ def summary(session: Session, generation: Generation) -> dict[str, Any]:
     """A generation as printable facts: status, who/when/why, area counts per level."""
     counts = session.execute(
         select(Area.level, func.count())
-        .where(Area.generation_low <= generation.id, Area.generation_high >= generation.id)
+        .where(Area.valid_in(generation.id))
         .group_by(Area.level)
         .order_by(func.min(func.length(Area.code)))  # coarsest level first
     ).all()

@@ -29,7 +29,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from geogrid.crs import check_lonlat, parse_coord_type, to_storage
@@ -117,10 +117,6 @@ def locate(
     return location
 
 
-def _in_generation(generation: Generation) -> Any:
-    return and_(Area.generation_low <= generation.id, Area.generation_high >= generation.id)
-
-
 def degree_margin(metres: float, lat: float) -> float:
     """A margin in degrees that covers ``metres`` in any direction at this latitude."""
     cos_lat = max(math.cos(math.radians(min(abs(lat) + 1.0, 89.0))), 0.01)
@@ -137,7 +133,7 @@ def _areas_near(
         func.ST_Distance(func.ST_Transform(Area.geom, srid), func.ST_Transform(here, srid)),
     ).where(
         Area.level == level,
-        _in_generation(gen),
+        Area.valid_in(gen.id),
         Area.geom.op("&&")(func.ST_Expand(here, degree_margin(metres, lat))),
     )
     return [
@@ -152,7 +148,7 @@ def _nearest(
     # The index orders by distance in degrees; measure a few in metres to pick the nearest.
     candidates = (
         select(Area.code, Area.geom)
-        .where(Area.level == level, _in_generation(gen))
+        .where(Area.level == level, Area.valid_in(gen.id))
         .order_by(Area.geom.op("<->")(here))
         .limit(_NEAREST_CANDIDATES)
         .subquery()
@@ -174,7 +170,7 @@ def _covering_code(
     here = point(lon, lat)
     return session.scalar(
         select(func.min(Area.code)).where(
-            Area.level == level, _in_generation(gen), func.ST_Intersects(Area.geom, here)
+            Area.level == level, Area.valid_in(gen.id), func.ST_Intersects(Area.geom, here)
         )
     )
 
@@ -184,7 +180,7 @@ def _hierarchy(
 ) -> tuple[dict[str, str], dict[str, str]]:
     chain = [*scheme.ancestors_of(code), code]
     rows = session.execute(
-        select(Area.level, Area.code, Area.name).where(Area.code.in_(chain), _in_generation(gen))
+        select(Area.level, Area.code, Area.name).where(Area.code.in_(chain), Area.valid_in(gen.id))
     ).all()
     order = {level: depth for depth, level in enumerate(scheme.level_names)}
     rows = sorted(rows, key=lambda row: order[row[0]])

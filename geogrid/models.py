@@ -26,11 +26,13 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 #: CGCS2000, the national datum; every stored geometry uses it (lon, lat).
 STORAGE_SRID = 4490
@@ -127,6 +129,11 @@ class Area(Base):
     geom: Mapped[Any] = mapped_column(
         Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=True), nullable=False
     )
+
+    @classmethod
+    def valid_in(cls, generation_id: int) -> ColumnElement[bool]:
+        """The rows of areas valid in a generation: ``generation_low <= G <= generation_high``."""
+        return and_(cls.generation_low <= generation_id, cls.generation_high >= generation_id)
 
 
 class Lineage(Base):

@@ -12,7 +12,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
-from geoalchemy2 import WKBElement
 from sqlalchemy import ColumnElement, LargeBinary, bindparam, func
 
 from geogrid.models import STORAGE_SRID
@@ -39,14 +38,6 @@ def geometry_param(name: str = "wkb") -> ColumnElement[Any]:
 def to_wkb(geoms: Any) -> list[bytes]:
     """Geometries as WKB values for :func:`geometry_param`."""
     return list(shapely.to_wkb(np.asarray(geoms, dtype=object)))
-
-
-def from_element(element: WKBElement | bytes | memoryview | None) -> shapely.Geometry | None:
-    """A geometry column value (or raw WKB) as a shapely geometry."""
-    if element is None:
-        return None
-    data = element.data if isinstance(element, WKBElement) else element
-    return shapely.from_wkb(bytes(data))
 
 
 def wkb_column(column: Any) -> ColumnElement[Any]:

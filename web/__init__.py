@@ -73,13 +73,6 @@ class GeogridState:
         self.session_factory = session_factory
 
 
-def serve(settings: Settings) -> None:
-    """Serve the app with gunicorn on ``settings.host:settings.port``."""
-    from web.server import serve as run
-
-    run(settings)
-
-
 def _ephemeral_secret() -> str:
     log.warning(
         "GEOGRID_SECRET_KEY is not set: using a random key, so sessions end when the "
