@@ -77,7 +77,7 @@ def load_into_draft(
         in_scope = in_scope.where(Area.code.in_(list(areas["code"])))
     existing = {row.code: row for row in session.execute(in_scope)}
     changes = Changes()
-    new_rows = []
+    new_rows, ended = [], []
     for area in areas.itertuples(index=False):
         old = existing.pop(area.code, None)
         if old is not None and _same_area(old, area):
@@ -85,12 +85,14 @@ def load_into_draft(
             continue
         (changes.replaced if old is not None else changes.added).append(area.code)
         if old is not None:
-            _end_in_draft(session, old, generation)
+            ended.append(old)
         new_rows.append(area)
-    for old in existing.values():
-        changes.removed.append(old.code)
-        _end_in_draft(session, old, generation)
-        _end_descendants(session, old.code, generation)
+    ended += existing.values()
+    changes.removed = [old.code for old in existing.values()]
+    end = _last_current(session, generation)
+    _end_in_draft(session, ended, generation, end)
+    for code in changes.removed:
+        _end_descendants(session, code, generation, end)
     _insert_areas(session, new_rows, level, generation.id)
     session.flush()
     return changes
@@ -173,7 +175,13 @@ def _none(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
 
 
-def _end_descendants(session: Session, code: str, generation: Generation) -> None:
+def _last_current(session: Session, generation: Generation) -> int:
+    """Where an inherited row that leaves the draft ends: the generation last current."""
+    previous = current_generation(session)
+    return previous.id if previous is not None else generation.id - 1
+
+
+def _end_descendants(session: Session, code: str, generation: Generation, end: int) -> None:
     """An area removed from the draft takes the areas below it along (no orphans)."""
     below = and_(
         Area.code.startswith(code, autoescape=True),
@@ -181,19 +189,17 @@ def _end_descendants(session: Session, code: str, generation: Generation) -> Non
         Area.valid_in(generation.id),
     )
     session.execute(delete(Area).where(below, Area.generation_low == generation.id))
-    previous = current_generation(session)
-    if previous is not None:
-        session.execute(update(Area).where(below).values(generation_high=previous.id))
+    session.execute(update(Area).where(below).values(generation_high=end))
 
 
-def _end_in_draft(session: Session, old: Any, generation: Generation) -> None:
-    if old.generation_low == generation.id:
-        session.execute(delete(Area).where(Area.id == old.id))
-        return
-    previous = current_generation(session)
-    # An inherited row ends where it was last current, outside the draft.
-    end = previous.id if previous is not None else generation.id - 1
-    session.execute(update(Area).where(Area.id == old.id).values(generation_high=end))
+def _end_in_draft(session: Session, rows: list[Any], generation: Generation, end: int) -> None:
+    """Rows the draft made are deleted; inherited rows end outside the draft."""
+    own = [row.id for row in rows if row.generation_low == generation.id]
+    inherited = [row.id for row in rows if row.generation_low != generation.id]
+    if own:
+        session.execute(delete(Area).where(Area.id.in_(own)))
+    if inherited:
+        session.execute(update(Area).where(Area.id.in_(inherited)).values(generation_high=end))
 
 
 def _insert_areas(session: Session, areas: list[Any], level: str, generation_id: int) -> None:
