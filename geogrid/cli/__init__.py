@@ -1,0 +1,12 @@
+"""The ``geogrid`` command line.
+
+Each command parses its arguments, opens one session, calls one library function and
+prints the answer. Commands that change data say what they would do and change nothing
+unless given ``--commit``; the command owns the transaction. The commands live in one
+module per area of work; importing them registers them on :data:`main`.
+"""
+
+from geogrid.cli import boundaries, calendar, demo, geocoding  # noqa: F401  (registers commands)
+from geogrid.cli.base import main
+
+__all__ = ["main"]

@@ -1,0 +1,69 @@
+"""Commands that build the demo city and serve the web app."""
+
+from __future__ import annotations
+
+import click
+
+from geogrid import generations
+from geogrid.cli.base import (
+    Context,
+    main,
+    pass_context,
+    user_name,
+)
+
+# -- demo and serving ----------------------------------------------------------------
+
+
+@main.group("demo")
+def demo_group() -> None:
+    """The demo city."""
+
+
+@demo_group.command("build")
+@click.option("--county", help="a county code (default 370705, 奎文区)")
+@click.option("--city", help="a city code: 3707 builds all of Weifang (~15,000 grids)")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--if-empty", is_flag=True, help="do nothing when a generation is already active")
+@click.option("--commit", is_flag=True, help="load and activate it; without it nothing is changed")
+@pass_context
+def demo_build(
+    context: Context, county: str | None, city: str | None, seed: int, if_empty: bool, commit: bool
+) -> None:
+    """Generate the demo city inside the real district outlines, load and activate it."""
+    from geogrid.demo_load import build_and_load
+
+    if county and city:
+        raise click.UsageError("give --county or --city, not both")
+    with context.session(commit=commit) as session:
+        if if_empty and generations.current_generation(session) is not None:
+            click.echo("a generation is already active; leaving the demo as it is")
+            return
+        result = build_and_load(
+            session,
+            context.settings,
+            county=county,
+            city=city,
+            seed=seed,
+            created_by=user_name(None),
+            progress=True,
+        )
+        for line in result.lines():
+            click.echo(line)
+        if not commit:
+            click.echo("dry run: nothing was written (add --commit to load it)")
+
+
+@main.command("serve")
+@click.option("--host", help="default: GEOGRID_HOST or 127.0.0.1")
+@click.option("--port", type=int, help="default: GEOGRID_PORT or 8000")
+@pass_context
+def serve(context: Context, host: str | None, port: int | None) -> None:
+    """Serve the web app with a production WSGI server (gunicorn)."""
+    # The one place the CLI reaches the web layer; the library never imports Flask.
+    from web.server import serve as run_server
+
+    settings = context.settings.with_(
+        host=host or context.settings.host, port=port or context.settings.port
+    )
+    run_server(settings)
