@@ -44,6 +44,9 @@ class Settings:
     sliver_area_m2: float = 10.0
     #: Households per grid allowed by the sizing rule, e.g. ``100-600``; empty: no rule.
     households_per_grid: str = ""
+    #: Incidents of a category this close (metres) and recent (hours) are possible duplicates.
+    duplicate_distance_m: float = 100.0
+    duplicate_window_h: float = 72.0
     #: Base map: ``none``, ``tianditu:KEY`` or an XYZ URL template.
     tiles: str = "none"
     #: Attribution shown for an XYZ ``tiles`` URL.
@@ -63,7 +66,14 @@ class Settings:
     def __post_init__(self) -> None:
         if self.language not in ("zh_CN", "en"):
             raise ConfigError("language must be zh_CN or en", field="GEOGRID_LANGUAGE")
-        for name in ("near_edge_m", "nesting_tolerance_m", "gap_width_m", "sliver_area_m2"):
+        for name in (
+            "near_edge_m",
+            "nesting_tolerance_m",
+            "gap_width_m",
+            "sliver_area_m2",
+            "duplicate_distance_m",
+            "duplicate_window_h",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError("must not be negative", field=PREFIX + name.upper())
         if not 0 < self.port < 65536:
