@@ -13,12 +13,15 @@ Times are Asia/Shanghai. Library functions take a session and may flush, never c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+import numpy as np
+import pandas as pd
 from sqlalchemy import extract, func, select
 from sqlalchemy.orm import Session
 
@@ -133,6 +136,48 @@ class WorkCalendar:
         last = self._nth_workday_after(first, n - 1)
         return _midnight(last + timedelta(days=1))
 
+    def working_seconds(self, start: datetime, end: datetime) -> float:
+        """Working time from ``start`` to ``end`` in seconds (negative when ``end`` is earlier)."""
+        clock = self.working_clock([start, end])
+        return float(clock[1] - clock[0])
+
+    def working_clock(self, instants: Sequence[datetime] | pd.Series | np.ndarray) -> np.ndarray:
+        """Working seconds elapsed at each instant, from the start of the calendar's first year.
+
+        The clock runs during working days and stands still on the others, so the working
+        time between two instants is the difference of their readings: "working days to
+        resolve" over a million incidents without a Python loop. Every day from the
+        earliest to the latest instant must be in a covered year, or CalendarNotCovered.
+        """
+        seconds = _epoch_seconds(instants) + _SHANGHAI_OFFSET_S
+        if seconds.size == 0:
+            return np.zeros(0)
+        table = self._day_table
+        day = np.floor_divide(seconds, _DAY_S).astype(np.int64)
+        first, last = int(day.min()), int(day.max())
+        for index in (first, last):
+            if not 0 <= index - table.first < len(table.working):
+                raise CalendarNotCovered((_EPOCH_DAY + timedelta(days=index)).year)
+        uncovered = table.uncovered[first - table.first : last - table.first + 1]
+        if uncovered.any():
+            missing = first + int(np.argmax(uncovered))
+            raise CalendarNotCovered((_EPOCH_DAY + timedelta(days=missing)).year)
+        offset = day - table.first
+        into_day = seconds - day * _DAY_S
+        return table.at_start[offset] + np.where(table.working[offset], into_day, 0.0)
+
+    @cached_property
+    def _day_table(self) -> _DayTable:
+        years = self.covered_years()
+        start, end = date(min(years), 1, 1), date(max(years), 12, 31)
+        days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+        uncovered = np.fromiter((d.year not in years for d in days), dtype=bool, count=len(days))
+        working = np.fromiter(
+            (d.year in years and self.is_workday(d) for d in days), dtype=bool, count=len(days)
+        )
+        at_start = np.concatenate(([0.0], np.cumsum(working * float(_DAY_S))))[:-1]
+        return _DayTable((start - _EPOCH_DAY).days, working, uncovered, at_start)
+
     def _same_time_after(self, local: datetime, n: int) -> datetime:
         day = self._nth_workday_after(local.date(), n)
         return datetime.combine(day, local.time(), tzinfo=SHANGHAI)
@@ -141,6 +186,32 @@ class WorkCalendar:
         for _ in range(n):
             day = self.next_workday(day)
         return day
+
+
+_DAY_S = 86_400
+#: Shanghai has kept UTC+8 without daylight saving since 1991.
+_SHANGHAI_OFFSET_S = 8 * 3600
+_EPOCH_DAY = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class _DayTable:
+    """Every day of the covered span: working or not, and the clock at its start."""
+
+    #: Days from 1970-01-01 to the first day of the table.
+    first: int
+    working: np.ndarray
+    uncovered: np.ndarray
+    at_start: np.ndarray
+
+
+def _epoch_seconds(instants: Sequence[datetime] | pd.Series | np.ndarray) -> np.ndarray:
+    """Seconds since the Unix epoch of aware datetimes (or datetime64 values taken as UTC)."""
+    values = pd.to_datetime(pd.Series(instants), utc=True)
+    if values.isna().any():
+        raise InputError("a time is missing", field="time")
+    naive_utc = values.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    return naive_utc.astype(np.int64) / 1e9
 
 
 def _midnight(day: date) -> datetime:

@@ -138,3 +138,43 @@ def load_tiny_city(session, settings, tmp_path: Path, *, user: str = "tester"):
         assert not result.blocked, result.prepared.problems
     draft = generations.draft_generation(session)
     return generations.activate(session, draft.id, settings.scheme, rules, activated_by=user)
+
+
+def add_incident(session, *, grid_code: str | None, reported_at, **fields):
+    """Insert an incident row directly (not through intake), for tests of what comes after.
+
+    ``grid_code`` None makes an incident outside every grid at the tiny city's corner.
+    Fields default to an ordinary reported environment incident in the current generation.
+    """
+    from geoalchemy2.shape import from_shape
+    from sqlalchemy import func, select
+
+    from geogrid.models import Area, Generation, Incident
+
+    generation = fields.pop("generation", None) or session.scalar(
+        select(Generation.id).where(Generation.status == "active")
+    )
+    geom = fields.pop("geom", None)
+    if geom is None and grid_code is not None:
+        geom = session.scalar(
+            select(func.ST_PointOnSurface(Area.geom)).where(
+                Area.code == grid_code, Area.valid_in(generation)
+            )
+        )
+    elif geom is None:
+        geom = from_shape(shapely.Point(WEST - 0.01, SOUTH - 0.01), srid=4490)
+    values = {
+        "category": "environment",
+        "description": "垃圾堆放 rubbish piled up",
+        "channel": "whistle",
+        "state": "reported",
+        "placement": "inside" if grid_code else "outside",
+        "level": "grid",
+    }
+    values.update(fields)
+    incident = Incident(
+        grid_code=grid_code, generation=generation, reported_at=reported_at, geom=geom, **values
+    )
+    session.add(incident)
+    session.flush()
+    return incident

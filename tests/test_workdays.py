@@ -212,3 +212,29 @@ def test_cli_check_warns_for_an_uncovered_year(run):
     assert "geogrid calendar set 2040-MM-DD" in uncovered
     this_year = workdays.today().year
     assert f"{this_year}" in run("calendar", "check").output
+
+
+def test_working_time_between_counts_only_working_days(package: WorkCalendar) -> None:
+    # Wednesday 10:00 before National Day to the swapped working Saturday 10:00: 3 days.
+    assert package.working_seconds(at("2026-09-30T10:00"), at("2026-10-10T10:00")) == 3 * 86_400
+    # A whole weekend counts nothing; Friday 18:00 to Monday 09:00 is 15 working hours.
+    assert package.working_seconds(at("2026-11-20T18:00"), at("2026-11-23T09:00")) == 15 * 3600
+    assert package.working_seconds(at("2026-11-23T09:00"), at("2026-11-20T18:00")) == -15 * 3600
+
+
+def test_working_clock_agrees_with_the_deadline_rule(package: WorkCalendar) -> None:
+    starts = [at("2025-01-24T16:30"), at("2025-09-30T08:00"), at("2026-02-13T23:59")]
+    starts.append(at("2026-11-21T15:00"))  # a Saturday: the clock starts on Monday
+    for start in starts:
+        for n in (1, 3, 5):
+            due = package.add_working_days(start, n)
+            assert package.working_seconds(start, due) == n * 86_400, (start, n)
+
+
+def test_working_clock_is_vectorised_and_refuses_uncovered_years(package: WorkCalendar) -> None:
+    instants = [at("2026-01-05T09:00"), datetime(2026, 1, 6, 1, 0, tzinfo=UTC)]
+    clock = package.working_clock(instants)
+    assert clock[1] - clock[0] == 24 * 3600  # 09:00 Shanghai to 09:00 Shanghai next day
+    with pytest.raises(CalendarNotCovered) as raised:
+        package.working_clock([at("2026-12-30T09:00"), at("2027-01-04T09:00")])
+    assert "2027" in raised.value.message
