@@ -74,6 +74,24 @@ class Conflict(GeogridError):
     code = "conflict"
 
 
+class IllegalTransition(Conflict):
+    """A workflow action that the incident's state does not allow (resolving a rejected one)."""
+
+    code = "illegal_transition"
+
+
+class Unauthenticated(GeogridError):
+    """No valid credentials were given (a missing, wrong or revoked token or password)."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(GeogridError):
+    """The actor's role or scope does not allow this (another team's grid, a resident closing)."""
+
+    code = "forbidden"
+
+
 class ValidationFailed(GeogridError):
     """A boundary set failed validation; ``details['issues']`` lists every problem."""
 

@@ -29,6 +29,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "validation_failed": 422,
     "not_found": 404,
     "conflict": 409,
+    "illegal_transition": 409,
+    "unauthenticated": 401,
+    "forbidden": 403,
     # The request is sound; the calendar lacks the year's holidays (an administrator's fix).
     "calendar_not_covered": 409,
     "config_error": 500,
