@@ -6,7 +6,7 @@ unless given ``--commit``; the command owns the transaction. The commands live i
 module per area of work; importing them registers them on :data:`main`.
 """
 
-from geogrid.cli import boundaries, calendar, demo, geocoding, incidents  # noqa: F401  (registers)
+from geogrid.cli import boundaries, calendar, demo, geocoding, incidents, users  # noqa: F401  (registers)
 from geogrid.cli.base import main
 
 __all__ = ["main"]
