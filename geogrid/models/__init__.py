@@ -32,6 +32,21 @@ from geogrid.models.incidents import (
     IncidentContact,
     IncidentEvent,
 )
+from geogrid.models.patrols import (
+    LEAD_STATUSES,
+    ORGANISATION_TYPES,
+    REWARD_DECISIONS,
+    STATION_KINDS,
+    PatrolAssignment,
+    PatrolCheckin,
+    PatrolLead,
+    PatrolMember,
+    PatrolOrganisation,
+    PatrolTeam,
+    PatrolTrack,
+    PoliceStation,
+    StationGrid,
+)
 from geogrid.models.users import USER_ROLES, ApiToken, AppUser
 
 __all__ = [
@@ -41,7 +56,11 @@ __all__ = [
     "ESCALATION_LEVELS",
     "GENERATION_STATUSES",
     "INCIDENT_STATES",
+    "LEAD_STATUSES",
+    "ORGANISATION_TYPES",
     "PLACEMENTS",
+    "REWARD_DECISIONS",
+    "STATION_KINDS",
     "STORAGE_SRID",
     "USER_ROLES",
     "ApiToken",
@@ -57,5 +76,14 @@ __all__ = [
     "IncidentEvent",
     "Lineage",
     "Meta",
+    "PatrolAssignment",
+    "PatrolCheckin",
+    "PatrolLead",
+    "PatrolMember",
+    "PatrolOrganisation",
+    "PatrolTeam",
+    "PatrolTrack",
+    "PoliceStation",
+    "StationGrid",
     "sql_list",
 ]
