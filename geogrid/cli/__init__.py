@@ -6,7 +6,17 @@ unless given ``--commit``; the command owns the transaction. The commands live i
 module per area of work; importing them registers them on :data:`main`.
 """
 
-from geogrid.cli import boundaries, calendar, demo, geocoding, incidents, users  # noqa: F401  (registers)
+from geogrid.cli import (  # noqa: F401  (registers)
+    boundaries,
+    calendar,
+    demo,
+    geocoding,
+    incidents,
+    intake,
+    patrols,
+    users,
+    workflow,
+)
 from geogrid.cli.base import main
 
 __all__ = ["main"]
