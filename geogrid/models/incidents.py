@@ -147,6 +147,9 @@ class Incident(Base):
     assignee: Mapped[str | None] = mapped_column(Text)
     department: Mapped[str] = mapped_column(Text, server_default="")
     accept_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: After an escalation: when the receiving level must report in (报到) by accepting.
+    #: Kept apart from ``accept_due_at`` so the first acceptance is judged on its own clock.
+    report_in_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolve_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: Why a deadline is missing, e.g. the calendar does not cover its year.
     deadline_alert: Mapped[str | None] = mapped_column(Text)
@@ -214,7 +217,9 @@ class IncidentBreach(Base):
 
     __tablename__ = "incident_breach"
     __table_args__ = (
-        CheckConstraint("deadline IN ('accept', 'resolve')", name="incident_breach_deadline"),
+        CheckConstraint(
+            "deadline IN ('accept', 'report_in', 'resolve')", name="incident_breach_deadline"
+        ),
     )
 
     incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), primary_key=True)
