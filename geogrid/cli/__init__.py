@@ -7,6 +7,8 @@ module per area of work; importing them registers them on :data:`main`.
 """
 
 from geogrid.cli import (  # noqa: F401  (registers)
+    alliance,
+    assignments,
     boundaries,
     calendar,
     demo,
