@@ -1,16 +1,19 @@
 """Missed deadlines: finding overdue incidents, and escalating each missed deadline once.
 
-吹哨报到 by the clock: an incident whose acceptance (or, once escalated, report-in)
-deadline passed while it still waited, or whose resolution deadline passed while it was
-still open, goes up one level (grid → community → township → county) as geogrid itself.
+吹哨报到 by the clock: an incident whose acceptance deadline passed while it was still
+``reported``, whose report-in deadline passed while it was still ``escalated``, or whose
+resolution deadline passed while it was still open, goes up one level (grid →
+community → township → county) as geogrid itself (the rules: :data:`geogrid.sla.DEADLINES`).
 
 ``geogrid incidents escalate-overdue`` runs every few minutes, possibly twice at once,
 and must never escalate the same breach twice. A breach is keyed by (incident, deadline,
-due_at) in ``incident_breach``; it is inserted with ``ON CONFLICT DO NOTHING`` while the
-incident's row is locked, and only the run whose insert happened escalates. A fresh
-report-in deadline has a new ``due_at``, so missing that one escalates again; the same
-missed resolution deadline never does. An incident already at the county level gets
-its breach recorded and stays where it is.
+due_at) in ``incident_breach``, the deadline being ``accept``, ``report_in`` or
+``resolve``; it is inserted with ``ON CONFLICT DO NOTHING`` while the incident's row is
+locked, and only the run whose insert happened escalates. A missed acceptance and a
+later missed report-in are breaches of different kinds, each escalated once; every
+escalation sets a fresh report-in deadline, so missing that one escalates again, while
+the same missed resolution deadline never does. An incident already at the county
+level gets its breach recorded and stays where it is.
 
 Candidates are found in one set-based query over the open incidents only (the partial
 index ``ix_incident_open_state``); the rows are then locked in id order, so concurrent
@@ -156,11 +159,8 @@ def _still_missed(locked: dict[int, Incident], missed: _Missed, now: datetime) -
     incident = locked.get(missed.incident_id)
     if incident is None:
         return False
-    if missed.deadline == "accept":
-        due_at, waiting = incident.accept_due_at, sla.AWAITING_ACCEPTANCE
-    else:
-        due_at, waiting = incident.resolve_due_at, sla.AWAITING_RESOLUTION
-    return incident.state in waiting and due_at == missed.due_at and due_at < now
+    deadline = sla.DEADLINES[missed.deadline]
+    return deadline.missed(incident, now) and deadline.due_at(incident) == missed.due_at
 
 
 def _record_breaches(
@@ -198,15 +198,16 @@ def _level_after(level: str) -> str:
 
 def _missed_deadlines(now: datetime):
     """Every deadline missed at ``now``: (incident_id, deadline, due_at), open incidents only."""
-    accept = select(
-        Incident.id.label("incident_id"),
-        literal("accept").label("deadline"),
-        Incident.accept_due_at.label("due_at"),
-    ).where(sla.accept_overdue_condition(now))
-    resolve = select(Incident.id, literal("resolve"), Incident.resolve_due_at).where(
-        sla.resolve_overdue_condition(now)
-    )
-    return union_all(accept, resolve).subquery("missed")
+    return union_all(
+        *(
+            select(
+                Incident.id.label("incident_id"),
+                literal(deadline.name).label("deadline"),
+                deadline.column.label("due_at"),
+            ).where(deadline.missed_condition(now))
+            for deadline in sla.DEADLINES.values()
+        )
+    ).subquery("missed")
 
 
 def _known(missed):

@@ -9,12 +9,18 @@ says why: the incident is still taken in, and reports raise the alert, but nothi
 guesses a weekday. (Explicit calendar calls, such as ``geogrid calendar due``, still
 raise :class:`CalendarNotCovered`.)
 
-An incident is *overdue* at a moment when it still awaits acceptance (``reported``, or
-``escalated`` and not yet reported in) after ``accept_due_at``, or still awaits
-resolution after ``resolve_due_at``. A suspended incident is never overdue: its clock
-stands still, and resuming it moves its deadlines by the working time it was
-suspended. The same rule exists twice, once per incident (:func:`overdue_status`) and
-once as SQL over every incident (:func:`overdue_condition`).
+An escalated incident has a third deadline, ``report_in_due_at``: the level it was
+whistled up to must report in (报到) within the category's ``accept_days`` of the
+escalation. It is kept apart from ``accept_due_at``, which keeps judging the first
+acceptance, and it is cleared once someone reports in.
+
+An incident is *overdue* at a moment when one of its :data:`DEADLINES` has passed while
+the incident still waits for it: acceptance (``reported``) after ``accept_due_at``,
+report-in (``escalated``) after ``report_in_due_at``, resolution (any open, running
+state) after ``resolve_due_at``. A suspended incident is never overdue: its clock stands
+still, and resuming it moves its deadlines by the working time it was suspended. The
+same rule exists twice, once per incident (:func:`overdue_status`) and once as SQL over
+every incident (:func:`overdue_condition`); both read it from :data:`DEADLINES`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 from sqlalchemy import and_, literal, or_
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from geogrid.errors import CalendarNotCovered
@@ -34,8 +41,10 @@ from geogrid.workdays import WorkCalendar
 
 _DAY_S = 86_400
 
-#: States in which an incident waits to be accepted (or, once escalated, reported in).
-AWAITING_ACCEPTANCE = ("reported", "escalated")
+#: States in which an incident waits to be accepted.
+AWAITING_ACCEPTANCE = ("reported",)
+#: States in which an incident waits for the level it was escalated to to report in.
+AWAITING_REPORT_IN = ("escalated",)
 #: States in which an incident waits to be resolved and its clock runs.
 AWAITING_RESOLUTION = ("reported", "accepted", "dispatched", "in_progress", "escalated")
 
@@ -50,14 +59,56 @@ class Deadlines:
 
 
 @dataclass(frozen=True)
+class Deadline:
+    """One deadline an incident is held to: its name, its column, the states it runs in.
+
+    The name is also the breach's ``deadline`` in ``incident_breach``.
+    """
+
+    name: str
+    column: InstrumentedAttribute[datetime | None]
+    waiting: tuple[str, ...]
+
+    def due_at(self, incident: Incident) -> datetime | None:
+        """The incident's deadline of this kind (None when unknown or not set)."""
+        return getattr(incident, self.column.key)
+
+    def missed(self, incident: Incident, at: datetime) -> bool:
+        """Whether the incident still waits for this deadline at ``at`` and it has passed."""
+        due_at = self.due_at(incident)
+        return incident.state in self.waiting and due_at is not None and due_at < at
+
+    def missed_condition(self, now: datetime) -> ColumnElement[bool]:
+        """SQL: :meth:`missed` at ``now``, over the open incidents only."""
+        return and_(
+            open_condition(),
+            Incident.state.in_([_constant(state) for state in self.waiting]),
+            self.column < now,
+        )
+
+
+#: Every deadline, by name: acceptance, report-in after an escalation, resolution.
+DEADLINES: dict[str, Deadline] = {
+    deadline.name: deadline
+    for deadline in (
+        Deadline("accept", Incident.accept_due_at, AWAITING_ACCEPTANCE),
+        Deadline("report_in", Incident.report_in_due_at, AWAITING_REPORT_IN),
+        Deadline("resolve", Incident.resolve_due_at, AWAITING_RESOLUTION),
+    )
+}
+
+
+@dataclass(frozen=True)
 class Overdue:
     """How an incident stands against its deadlines at one moment."""
 
     at: datetime
     accept_overdue: bool = False
+    report_in_overdue: bool = False
     resolve_overdue: bool = False
     #: Working hours past each deadline (0 when not overdue).
     accept_overdue_h: float = 0.0
+    report_in_overdue_h: float = 0.0
     resolve_overdue_h: float = 0.0
     #: Why the answer is incomplete, e.g. a deadline in a year the calendar does not cover.
     alert: str | None = None
@@ -65,19 +116,15 @@ class Overdue:
     @property
     def overdue(self) -> bool:
         """Whether any deadline has been missed."""
-        return self.accept_overdue or self.resolve_overdue
+        return self.accept_overdue or self.report_in_overdue or self.resolve_overdue
 
     def as_dict(self) -> dict[str, object]:
         """The status as a JSON-ready mapping."""
-        return {
-            "at": self.at.isoformat(),
-            "overdue": self.overdue,
-            "accept_overdue": self.accept_overdue,
-            "accept_overdue_h": round(self.accept_overdue_h, 2),
-            "resolve_overdue": self.resolve_overdue,
-            "resolve_overdue_h": round(self.resolve_overdue_h, 2),
-            "alert": self.alert,
-        }
+        body: dict[str, object] = {"at": self.at.isoformat(), "overdue": self.overdue}
+        for name in DEADLINES:
+            body[f"{name}_overdue"] = getattr(self, f"{name}_overdue")
+            body[f"{name}_overdue_h"] = round(getattr(self, f"{name}_overdue_h"), 2)
+        return body | {"alert": self.alert}
 
 
 def resolve_days(category: IncidentCategory, *, complex_: bool, extension_days: int = 0) -> int:
@@ -134,9 +181,9 @@ def recompute_resolve_due(
 ) -> Deadlines:
     """Set ``resolve_due_at`` afresh after a change of complexity, extension or pause.
 
-    The acceptance deadline is left alone: by then it is either met or, after an
-    escalation, the receiving level's report-in deadline, which does not run from the
-    report. Returns the deadlines computed, whose ``alert`` was also stored.
+    The acceptance and report-in deadlines are left alone: the first is met or missed
+    by then, the second runs from the escalation, not from the report. Returns the
+    deadlines computed, whose ``alert`` was also stored.
     """
     computed = deadlines_of(calendar, category, incident)
     incident.resolve_due_at = computed.resolve_due_at
@@ -152,7 +199,8 @@ def resume_clock(
     The working time from ``suspended_at`` to ``at`` is added to ``paused_working_s`` and
     ``resolve_due_at`` (and ``accept_due_at``, if not yet accepted) move that much later
     on the working clock. Returns the working seconds, or None (and an alert, with the
-    deadlines emptied) when the calendar does not cover the time suspended.
+    deadlines emptied) when the calendar does not cover the time suspended. An
+    escalated incident is not suspended, so no report-in deadline is ever moved.
     """
     try:
         paused = calendar.working_seconds(incident.suspended_at, at)
@@ -178,14 +226,14 @@ def resume_clock(
     return paused
 
 
-def restart_accept_clock(
+def start_report_in_clock(
     calendar: WorkCalendar, category: IncidentCategory, incident: Incident, at: datetime
 ) -> None:
-    """Give the level an incident was escalated to its own report-in deadline, from ``at``."""
+    """Give the level an incident was escalated to its report-in deadline, from ``at``."""
     try:
-        incident.accept_due_at = calendar.add_working_days(at, category.accept_days)
+        incident.report_in_due_at = calendar.add_working_days(at, category.accept_days)
     except CalendarNotCovered as exc:
-        incident.accept_due_at = None
+        incident.report_in_due_at = None
         note_alert(incident, alert_text(exc))
         return
     note_alert(incident, None)
@@ -195,7 +243,11 @@ def note_alert(incident: Incident, alert: str | None) -> None:
     """Store a deadline alert, or clear the old one once every deadline is known again."""
     if alert is not None:
         incident.deadline_alert = alert
-    elif incident.accept_due_at is not None and incident.resolve_due_at is not None:
+        return
+    awaited = [DEADLINES["accept"], DEADLINES["resolve"]]
+    if incident.state in AWAITING_REPORT_IN:
+        awaited.append(DEADLINES["report_in"])
+    if all(deadline.due_at(incident) is not None for deadline in awaited):
         incident.deadline_alert = None
 
 
@@ -224,32 +276,20 @@ def add_working_seconds(calendar: WorkCalendar, start: datetime, seconds: float)
 
 def overdue_status(calendar: WorkCalendar, incident: Incident, at: datetime) -> Overdue:
     """Whether ``incident`` is past its deadlines at ``at``, and by how many working hours."""
-    checks = {
-        "accept": incident.state in AWAITING_ACCEPTANCE and _passed(incident.accept_due_at, at),
-        "resolve": incident.state in AWAITING_RESOLUTION and _passed(incident.resolve_due_at, at),
-    }
-    hours = {"accept": 0.0, "resolve": 0.0}
+    facts: dict[str, object] = {}
     alert = incident.deadline_alert
-    for deadline, missed in checks.items():
+    for name, deadline in DEADLINES.items():
+        missed = deadline.missed(incident, at)
+        facts[f"{name}_overdue"] = missed
         if not missed:
             continue
-        due_at = incident.accept_due_at if deadline == "accept" else incident.resolve_due_at
         try:
-            hours[deadline] = calendar.working_seconds(due_at, at) / 3600
+            facts[f"{name}_overdue_h"] = (
+                calendar.working_seconds(deadline.due_at(incident), at) / 3600
+            )
         except CalendarNotCovered as exc:
             alert = alert_text(exc)
-    return Overdue(
-        at=at,
-        accept_overdue=checks["accept"],
-        resolve_overdue=checks["resolve"],
-        accept_overdue_h=hours["accept"],
-        resolve_overdue_h=hours["resolve"],
-        alert=alert,
-    )
-
-
-def _passed(due_at: datetime | None, at: datetime) -> bool:
-    return due_at is not None and due_at < at
+    return Overdue(at=at, alert=alert, **facts)
 
 
 def open_condition() -> ColumnElement[bool]:
@@ -259,27 +299,9 @@ def open_condition() -> ColumnElement[bool]:
     return Incident.state.not_in([_constant(state) for state in CLOSED_STATES])
 
 
-def accept_overdue_condition(now: datetime) -> ColumnElement[bool]:
-    """SQL: still awaiting acceptance (or report-in) after ``accept_due_at``."""
-    return and_(
-        open_condition(),
-        Incident.state.in_([_constant(state) for state in AWAITING_ACCEPTANCE]),
-        Incident.accept_due_at < now,
-    )
-
-
-def resolve_overdue_condition(now: datetime) -> ColumnElement[bool]:
-    """SQL: still awaiting resolution after ``resolve_due_at``."""
-    return and_(
-        open_condition(),
-        Incident.state.in_([_constant(state) for state in AWAITING_RESOLUTION]),
-        Incident.resolve_due_at < now,
-    )
-
-
 def overdue_condition(now: datetime) -> ColumnElement[bool]:
     """SQL: the incident is overdue at ``now`` (the rule of :func:`overdue_status`)."""
-    return or_(accept_overdue_condition(now), resolve_overdue_condition(now))
+    return or_(*(deadline.missed_condition(now) for deadline in DEADLINES.values()))
 
 
 def _constant(value: str) -> ColumnElement[str]:

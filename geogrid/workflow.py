@@ -3,7 +3,8 @@
 :data:`ACTIONS` is the whole state machine as a table; :func:`act` is the only way an
 incident changes state. It locks the incident row, checks the action, the state, the
 actor and the parameters, in that order, before anything is written, then applies the
-action and appends one event to the log (:func:`geogrid.incidents.record_event`).
+action (:mod:`geogrid.workflow_steps`) and appends one event to the log
+(:func:`geogrid.incidents.record_event`).
 
 Roles: W grid_worker, D department, O official, A administrator, R resident, S system.
 
@@ -39,7 +40,10 @@ or county), and any department may report in, which makes it the assignee.
 Residents' satisfaction is their own word, so administrators do not evaluate; reasons
 (reject, suspend, escalate) and the resolution (resolve) are the note, and required.
 Escalating from ``reported`` or ``escalated`` is allowed because a missed acceptance
-or report-in deadline escalates on its own (:mod:`geogrid.escalation`).
+or report-in deadline escalates on its own (:mod:`geogrid.escalation`). Escalating
+gives the receiving level a report-in deadline (``report_in_due_at``, the category's
+acceptance time from the whistle) and leaves ``accept_due_at`` as it was, so the first
+acceptance is still judged on its own clock; reporting in clears it.
 """
 
 from __future__ import annotations
@@ -47,13 +51,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from geogrid import incidents, sla
+from geogrid import incidents
+from geogrid import workflow_steps as steps
 from geogrid.actors import (
     ADMINISTRATOR,
     DEPARTMENT,
@@ -72,37 +76,14 @@ from geogrid.errors import (
     InputError,
     NotFound,
 )
-from geogrid.models import ESCALATION_LEVELS, Incident, IncidentCategory
+from geogrid.models import ESCALATION_LEVELS, Incident
 from geogrid.settings import Settings
-from geogrid.workdays import SHANGHAI, WorkCalendar, load_calendar
+from geogrid.workdays import SHANGHAI, WorkCalendar
 
 #: An extension asks for 1 to this many working days.
 MAX_EXTENSION_DAYS = 10
 #: ``to_state`` of actions that leave the state as it is.
 UNCHANGED = "unchanged"
-
-
-@dataclass
-class Step:
-    """One action being applied: the locked incident, who, when, and the checked parameters."""
-
-    session: Session
-    incident: Incident
-    actor: Actor
-    now: datetime
-    note: str
-    params: dict[str, Any]
-    given_calendar: WorkCalendar | None = None
-
-    @cached_property
-    def calendar(self) -> WorkCalendar:
-        """The working-day calendar, loaded only by actions that move a deadline."""
-        return self.given_calendar or load_calendar(self.session)
-
-    @cached_property
-    def category(self) -> IncidentCategory:
-        """The incident's category, for its deadlines."""
-        return self.session.get_one(IncidentCategory, self.incident.category)
 
 
 @dataclass(frozen=True)
@@ -121,149 +102,9 @@ class Transition:
     #: Incident fields it sets, besides ``state``.
     sets: tuple[str, ...] = ()
     #: Applies the action to the incident; returns facts for the event's data.
-    apply: Callable[[Step], dict[str, Any]] = field(default=lambda step: {}, repr=False)
+    apply: Callable[[steps.Step], dict[str, Any]] = field(default=lambda step: {}, repr=False)
     #: Why the action cannot be taken now, in a state it is otherwise allowed from.
     blocked: Callable[[Incident], str | None] = field(default=lambda incident: None, repr=False)
-
-
-# -- what each action does ----------------------------------------------------------------
-
-
-def _accept(step: Step) -> dict[str, Any]:
-    incident = step.incident
-    incident.state, incident.accepted_at = "accepted", step.now
-    if step.params.get("complex"):
-        incident.complex = True
-        sla.recompute_resolve_due(step.calendar, step.category, incident)
-        return {"resolve_due_at": _iso(incident.resolve_due_at)}
-    return {}
-
-
-def _reject(step: Step) -> dict[str, Any]:
-    step.incident.state, step.incident.reject_reason = "rejected", step.note
-    return {}
-
-
-def _dispatch(step: Step) -> dict[str, Any]:
-    incident, department = step.incident, step.params.get("department")
-    if department:
-        incident.department = department
-    incident.assignee = step.params.get("assignee") or department
-    incident.state, incident.dispatched_at = "dispatched", step.now
-    return {}
-
-
-def _start(step: Step) -> dict[str, Any]:
-    step.incident.state = "in_progress"
-    return {}
-
-
-def _resolve(step: Step) -> dict[str, Any]:
-    incident = step.incident
-    incident.state, incident.resolved_at = "resolved", step.now
-    # An extension still waiting for a decision is moot once the work is done.
-    incident.extension_requested_days = None
-    return {}
-
-
-def _evaluate(step: Step) -> dict[str, Any]:
-    incident = step.incident
-    incident.evaluated_at = step.now
-    if step.params["satisfied"]:
-        incident.state, incident.satisfaction = "evaluated", "satisfied"
-        return {}
-    # Not satisfied reopens it: it is no longer resolved, and the resident's clock, which
-    # runs from the report, keeps its deadline.
-    incident.state, incident.satisfaction = "in_progress", "unsatisfied"
-    incident.resolved_at = None
-    incident.reopened_count += 1
-    return {"reopened": True}
-
-
-def _suspend(step: Step) -> dict[str, Any]:
-    incident = step.incident
-    incident.suspended_from, incident.suspended_at = incident.state, step.now
-    incident.state = "suspended"
-    return {}
-
-
-def _resume(step: Step) -> dict[str, Any]:
-    incident = step.incident
-    if step.now < incident.suspended_at:
-        raise InputError("cannot resume before the incident was suspended", field="now")
-    paused = sla.resume_clock(step.calendar, step.category, incident, step.now)
-    incident.state = incident.suspended_from
-    incident.suspended_from = incident.suspended_at = None
-    return {
-        "suspended_working_s": paused,
-        "accept_due_at": _iso(incident.accept_due_at),
-        "resolve_due_at": _iso(incident.resolve_due_at),
-    }
-
-
-def _request_extension(step: Step) -> dict[str, Any]:
-    step.incident.extension_requested_days = step.params["days"]
-    return {}
-
-
-def _approve_extension(step: Step) -> dict[str, Any]:
-    incident = step.incident
-    granted = step.params.get("days") or incident.extension_requested_days
-    if granted > incident.extension_requested_days:
-        raise InputError(
-            f"{incident.extension_requested_days} working days were asked for; "
-            f"cannot grant {granted}",
-            field="days",
-        )
-    incident.extension_days += granted
-    incident.extension_requested_days = None
-    sla.recompute_resolve_due(step.calendar, step.category, incident)
-    return {"granted_days": granted, "resolve_due_at": _iso(incident.resolve_due_at)}
-
-
-def _deny_extension(step: Step) -> dict[str, Any]:
-    denied = step.incident.extension_requested_days
-    step.incident.extension_requested_days = None
-    return {"denied_days": denied}
-
-
-def _escalate(step: Step) -> dict[str, Any]:
-    incident = step.incident
-    previous_due = incident.accept_due_at
-    incident.level = ESCALATION_LEVELS[ESCALATION_LEVELS.index(incident.level) + 1]
-    incident.escalation_count += 1
-    incident.state = "escalated"
-    sla.restart_accept_clock(step.calendar, step.category, incident, step.now)
-    return {
-        "to_level": incident.level,
-        "previous_accept_due_at": _iso(previous_due),
-        "accept_due_at": _iso(incident.accept_due_at),
-    }
-
-
-def _report_in(step: Step) -> dict[str, Any]:
-    incident, actor = step.incident, step.actor
-    if actor.department:
-        incident.department = actor.department
-    incident.assignee = actor.department or actor.name
-    incident.accepted_at = incident.accepted_at or step.now
-    incident.dispatched_at = incident.dispatched_at or step.now
-    incident.state = "in_progress"
-    return {"assignee": incident.assignee}
-
-
-def _no_request(incident: Incident) -> str | None:
-    return None if incident.extension_requested_days else "no extension has been requested"
-
-
-def _request_pending(incident: Incident) -> str | None:
-    days = incident.extension_requested_days
-    return f"an extension of {days} working days awaits a decision" if days else None
-
-
-def _at_top(incident: Incident) -> str | None:
-    top = ESCALATION_LEVELS[-1]
-    return f"it is already at the {top} level, the top" if incident.level == top else None
 
 
 _HANDLERS = (GRID_WORKER, DEPARTMENT, OFFICIAL, ADMINISTRATOR)
@@ -275,43 +116,46 @@ ACTIONS: dict[str, Transition] = {
     for t in (
         Transition("accept", "受理", ("reported",), "accepted",
                    (GRID_WORKER, OFFICIAL, ADMINISTRATOR), optional=("complex",),
-                   sets=("accepted_at", "complex", "resolve_due_at"), apply=_accept),
+                   sets=("accepted_at", "complex", "resolve_due_at"), apply=steps.accept),
         Transition("reject", "不予受理", ("reported", "accepted"), "rejected",
                    (GRID_WORKER, OFFICIAL, ADMINISTRATOR), required=("note",),
-                   sets=("reject_reason",), apply=_reject),
+                   sets=("reject_reason",), apply=steps.reject),
         Transition("dispatch", "派遣", ("accepted",), "dispatched",
                    (OFFICIAL, ADMINISTRATOR, GRID_WORKER), optional=("assignee", "department"),
-                   sets=("assignee", "department", "dispatched_at"), apply=_dispatch),
-        Transition("start", "处置", ("dispatched",), "in_progress", _HANDLERS, apply=_start),
+                   sets=("assignee", "department", "dispatched_at"), apply=steps.dispatch),
+        Transition("start", "处置", ("dispatched",), "in_progress", _HANDLERS, apply=steps.start),
         Transition("resolve", "办结", _WORKING, "resolved", _HANDLERS, required=("note",),
-                   sets=("resolved_at",), apply=_resolve),
+                   sets=("resolved_at",), apply=steps.resolve),
         Transition("evaluate", "评价", ("resolved",),
                    "evaluated if satisfied, else in_progress (reopened)",
                    (RESIDENT, GRID_WORKER, OFFICIAL), required=("satisfied",),
                    sets=("satisfaction", "evaluated_at", "reopened_count", "resolved_at"),
-                   apply=_evaluate),
+                   apply=steps.evaluate),
         Transition("suspend", "挂起", ("accepted", *_WORKING), "suspended", _SUPERVISORS,
-                   required=("note",), sets=("suspended_at", "suspended_from"), apply=_suspend),
+                   required=("note",), sets=("suspended_at", "suspended_from"),
+                   apply=steps.suspend),
         Transition("resume", "恢复", ("suspended",), "the state it was suspended from",
                    _SUPERVISORS, sets=("paused_working_s", "resolve_due_at", "accept_due_at"),
-                   apply=_resume),
+                   apply=steps.resume),
         Transition("request_extension", "申请延期", _WORKING, UNCHANGED,
                    (GRID_WORKER, DEPARTMENT), required=("days",),
-                   sets=("extension_requested_days",), apply=_request_extension,
-                   blocked=_request_pending),
+                   sets=("extension_requested_days",), apply=steps.request_extension,
+                   blocked=steps.blocked_by_pending_request),
         Transition("approve_extension", "批准延期", _WORKING, UNCHANGED, _SUPERVISORS,
                    optional=("days",), sets=("extension_days", "resolve_due_at"),
-                   apply=_approve_extension, blocked=_no_request),
+                   apply=steps.approve_extension, blocked=steps.blocked_without_request),
         Transition("deny_extension", "驳回延期", _WORKING, UNCHANGED, _SUPERVISORS,
-                   sets=("extension_requested_days",), apply=_deny_extension,
-                   blocked=_no_request),
+                   sets=("extension_requested_days",), apply=steps.deny_extension,
+                   blocked=steps.blocked_without_request),
         Transition("escalate", "吹哨", ("reported", "accepted", *_WORKING, "escalated"),
                    "escalated", (GRID_WORKER, OFFICIAL, ADMINISTRATOR, SYSTEM),
-                   required=("note",), sets=("level", "escalation_count", "accept_due_at"),
-                   apply=_escalate, blocked=_at_top),
+                   required=("note",), sets=("level", "escalation_count", "report_in_due_at"),
+                   apply=steps.escalate, blocked=steps.blocked_at_top),
         Transition("report_in", "报到", ("escalated",), "in_progress",
-                   (DEPARTMENT, OFFICIAL, ADMINISTRATOR), sets=("assignee", "department"),
-                   apply=_report_in),
+                   (DEPARTMENT, OFFICIAL, ADMINISTRATOR),
+                   sets=("assignee", "department", "accepted_at", "dispatched_at",
+                         "report_in_due_at"),
+                   apply=steps.report_in),
     )
 }  # fmt: skip
 
@@ -379,7 +223,7 @@ def act_on(
             state=incident.state,
         )
     from_state = incident.state
-    step = Step(session, incident, actor, moment, values.get("note", ""), values, calendar)
+    step = steps.Step(session, incident, actor, moment, values.get("note", ""), values, calendar)
     facts = transition.apply(step)
     data = {name: value for name, value in values.items() if name != "note"} | facts
     incidents.record_event(
@@ -548,10 +392,6 @@ _NEEDS = {
     "days": "the number of working days",
     "satisfied": "satisfied true or false",
 }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(SHANGHAI).isoformat() if moment is not None else None
 
 
 def _moment(now: datetime | None) -> datetime:

@@ -13,7 +13,7 @@ from factories import add_incident, load_tiny_city
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from geogrid import escalation, sla
+from geogrid import escalation, sla, workflow
 from geogrid.actors import GRID_WORKER, OFFICIAL, SYSTEM, Actor
 from geogrid.errors import InputError
 from geogrid.models import Incident, IncidentBreach, IncidentEvent
@@ -85,7 +85,9 @@ def test_missed_deadlines_escalate_once_and_a_new_deadline_again(city, settings,
         "community",
         1,
     )
-    assert unaccepted.accept_due_at == at("2026-11-20T12:00")  # the community's report-in
+    # The community must report in within a working day; the missed acceptance stays.
+    assert unaccepted.report_in_due_at == at("2026-11-20T12:00")
+    assert unaccepted.accept_due_at == at("2026-11-17T10:00")
     for untouched in (on_time, suspended, closed, top, no_deadline):
         assert untouched.escalation_count == 0
     assert top.level == "county"
@@ -113,11 +115,50 @@ def test_missed_deadlines_escalate_once_and_a_new_deadline_again(city, settings,
         city, settings, now=at("2026-11-20T12:30"), calendar=calendar
     )
     assert sorted(later.escalated) == [
-        (unaccepted.id, "accept", at("2026-11-20T12:00"), "township"),
-        (unresolved.id, "accept", at("2026-11-20T12:00"), "township"),
+        (unaccepted.id, "report_in", at("2026-11-20T12:00"), "township"),
+        (unresolved.id, "report_in", at("2026-11-20T12:00"), "township"),
     ]
+    # The missed acceptance is not awaited any more, so not counted again: the resolutions.
+    assert (later.already_escalated, later.at_top) == (3, 0)
     assert unaccepted.escalation_count == 2
+    assert unaccepted.report_in_due_at == at("2026-11-23T12:30")  # Friday → Monday
+    assert unaccepted.accept_due_at == at("2026-11-17T10:00")
     assert len(breaches(city)) == 6
+    assert {(kind, level) for id_, kind, _, level in breaches(city) if id_ == unaccepted.id} == {
+        ("accept", "community"),
+        ("resolve", "community"),
+        ("report_in", "township"),
+    }
+    event = city.scalars(
+        select(IncidentEvent)
+        .where(IncidentEvent.incident_id == unaccepted.id)
+        .order_by(IncidentEvent.id.desc())
+    ).first()
+    assert event.note == "missed the report_in deadline due 2026-11-20 12:00"
+    assert event.data == {
+        "to_level": "township",
+        "previous_report_in_due_at": "2026-11-20T12:00:00+08:00",
+        "report_in_due_at": "2026-11-23T12:30:00+08:00",
+    }
+    quiet = escalation.escalate_overdue(
+        city, settings, now=at("2026-11-20T12:35"), calendar=calendar
+    )
+    assert (quiet.escalated, quiet.already_escalated) == ([], 3)
+
+
+def test_a_report_in_in_time_ends_the_wait_and_nothing_more_escalates(city, settings, calendar):
+    incident = late(city, "reported")
+    escalation.escalate_overdue(city, settings, now=at("2026-11-17T12:00"), calendar=calendar)
+    assert (incident.state, incident.report_in_due_at) == ("escalated", at("2026-11-18T12:00"))
+    community = Actor("sun", OFFICIAL, scope=("370705001001",))
+    workflow.act(
+        city, settings, incident.id, "report_in", community,
+        now=at("2026-11-18T09:00"), calendar=calendar,
+    )  # fmt: skip
+    assert (incident.state, incident.report_in_due_at) == ("in_progress", None)
+    run = escalation.escalate_overdue(city, settings, now=at("2026-11-18T13:00"), calendar=calendar)
+    assert run.escalated == [] and incident.level == "community"
+    assert {kind for _, kind, _, _ in breaches(city)} == {"accept"}
 
 
 def test_the_candidate_query_reads_only_open_incidents_through_the_partial_index(city):

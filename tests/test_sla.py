@@ -87,6 +87,8 @@ def _incident(**fields) -> Incident:
         "state": "reported",
         "reported_at": at("2026-09-30T10:00"),
         "accept_due_at": at("2026-10-08T10:00"),
+        # Set on every one, so that only the state decides whether it is awaited.
+        "report_in_due_at": at("2026-10-09T10:00"),
         "resolve_due_at": at("2026-10-10T10:00"),
         "paused_working_s": 0.0,
     }
@@ -94,28 +96,38 @@ def _incident(**fields) -> Incident:
 
 
 @pytest.mark.parametrize(
-    ("state", "when", "accept_h", "resolve_h"),
+    ("state", "when", "accept_h", "report_in_h", "resolve_h"),
     [
-        ("reported", "2026-10-08T09:00", None, None),
-        ("reported", "2026-10-08T15:00", 5, None),
+        ("reported", "2026-10-08T09:00", None, None, None),
+        ("reported", "2026-10-08T15:00", 5, None, None),
         # The swapped Saturday is a working day: accept 14 + 24 + 12 h, resolve 2 h late.
-        ("reported", "2026-10-10T12:00", 50, 2),
+        ("reported", "2026-10-10T12:00", 50, None, 2),
         # Sunday counts nothing: the resolution deadline is 14 working hours behind.
-        ("in_progress", "2026-10-11T12:00", None, 14),
-        ("escalated", "2026-10-11T12:00", 14 + 24 + 24, 14),
-        ("resolved", "2026-10-11T12:00", None, None),
-        ("suspended", "2026-10-11T12:00", None, None),
-        ("evaluated", "2026-10-11T12:00", None, None),
+        ("in_progress", "2026-10-11T12:00", None, None, 14),
+        # Escalated, it waits for the report-in (Friday 14 h + Saturday 24 h), no longer
+        # for the first acceptance, whose deadline stays as it was.
+        ("escalated", "2026-10-11T12:00", None, 14 + 24, 14),
+        ("escalated", "2026-10-09T09:00", None, None, None),
+        ("resolved", "2026-10-11T12:00", None, None, None),
+        ("suspended", "2026-10-11T12:00", None, None, None),
+        ("evaluated", "2026-10-11T12:00", None, None, None),
     ],
 )
-def test_overdue_status_in_working_hours(calendar, state, when, accept_h, resolve_h):
+def test_overdue_status_in_working_hours(calendar, state, when, accept_h, report_in_h, resolve_h):
     status = sla.overdue_status(calendar, _incident(state=state), at(when))
-    assert status.accept_overdue is (accept_h is not None)
-    assert status.resolve_overdue is (resolve_h is not None)
-    assert status.accept_overdue_h == pytest.approx(accept_h or 0)
-    assert status.resolve_overdue_h == pytest.approx(resolve_h or 0)
-    assert status.overdue is (accept_h is not None or resolve_h is not None)
+    expected = {"accept": accept_h, "report_in": report_in_h, "resolve": resolve_h}
+    for name, hours in expected.items():
+        assert getattr(status, f"{name}_overdue") is (hours is not None), name
+        assert getattr(status, f"{name}_overdue_h") == pytest.approx(hours or 0), name
+    assert status.overdue is any(hours is not None for hours in expected.values())
     assert status.alert is None
+    shown = status.as_dict()
+    assert [key for key in shown if key.endswith("_overdue")] == [
+        "accept_overdue",
+        "report_in_overdue",
+        "resolve_overdue",
+    ]
+    assert shown["report_in_overdue_h"] == pytest.approx(report_in_h or 0)
 
 
 def test_overdue_status_past_the_calendar_is_an_alert_not_a_crash(calendar):
@@ -146,29 +158,43 @@ def test_working_days_to_resolve_leave_out_time_suspended(calendar):
 def test_sql_and_python_agree_on_what_is_overdue(db, settings, tmp_path, calendar):
     load_tiny_city(db, settings, tmp_path)
     now = at("2026-10-09T12:00")
+    # (state, accept due, report-in due, resolve due): the deadlines missed at ``now``.
     cases = {
-        ("reported", "2026-10-08T10:00", "2026-10-10T10:00"): True,
-        ("reported", "2026-10-09T13:00", "2026-10-12T10:00"): False,
-        ("accepted", "2026-10-08T10:00", "2026-10-10T10:00"): False,
-        ("accepted", "2026-10-08T10:00", "2026-10-09T10:00"): True,
-        ("escalated", "2026-10-09T11:00", "2026-10-12T10:00"): True,
-        ("suspended", "2026-10-08T10:00", "2026-10-09T10:00"): False,
-        ("resolved", "2026-10-08T10:00", "2026-10-09T10:00"): False,
-        ("rejected", "2026-10-08T10:00", "2026-10-09T10:00"): False,
-        ("in_progress", None, None): False,
+        ("reported", "10-08T10:00", None, "10-10T10:00"): {"accept"},
+        ("reported", "10-09T13:00", None, "10-12T10:00"): set(),
+        ("reported", "10-09T13:00", "10-08T10:00", "10-12T10:00"): set(),
+        ("accepted", "10-08T10:00", None, "10-10T10:00"): set(),
+        ("accepted", "10-08T10:00", None, "10-09T10:00"): {"resolve"},
+        # Escalated: the first acceptance is no longer awaited, the report-in is.
+        ("escalated", "10-08T10:00", "10-09T13:00", "10-12T10:00"): set(),
+        ("escalated", "10-09T13:00", "10-09T11:00", "10-12T10:00"): {"report_in"},
+        ("escalated", "10-08T10:00", "10-09T11:00", "10-09T10:00"): {"report_in", "resolve"},
+        ("escalated", "10-08T10:00", None, "10-12T10:00"): set(),  # unknown: an alert
+        ("in_progress", "10-08T10:00", "10-09T11:00", "10-12T10:00"): set(),
+        ("suspended", "10-08T10:00", None, "10-09T10:00"): set(),
+        ("resolved", "10-08T10:00", None, "10-09T10:00"): set(),
+        ("rejected", "10-08T10:00", None, "10-09T10:00"): set(),
+        ("in_progress", None, None, None): set(),
     }
-    expected = set()
-    for (state, accept, resolve), late in cases.items():
+    expected: dict[str, set[int]] = {name: set() for name in sla.DEADLINES}
+    for (state, *due), missed in cases.items():
+        accept, report_in, resolve = (at(f"2026-{d}") if d else None for d in due)
         incident = add_incident(
             db,
             grid_code=G1,
             reported_at=at("2026-09-30T10:00"),
             state=state,
-            accept_due_at=at(accept) if accept else None,
-            resolve_due_at=at(resolve) if resolve else None,
+            accept_due_at=accept,
+            report_in_due_at=report_in,
+            resolve_due_at=resolve,
         )
-        assert sla.overdue_status(calendar, incident, now).overdue is late, (state, accept)
-        if late:
-            expected.add(incident.id)
-    found = set(db.scalars(select(Incident.id).where(sla.overdue_condition(now))))
-    assert found == expected
+        status = sla.overdue_status(calendar, incident, now)
+        assert {n for n in sla.DEADLINES if getattr(status, f"{n}_overdue")} == missed, state
+        assert status.overdue is bool(missed)
+        for name in missed:
+            expected[name].add(incident.id)
+    for name, deadline in sla.DEADLINES.items():
+        found = set(db.scalars(select(Incident.id).where(deadline.missed_condition(now))))
+        assert found == expected[name], name
+    overdue = set(db.scalars(select(Incident.id).where(sla.overdue_condition(now))))
+    assert overdue == set().union(*expected.values())

@@ -325,7 +325,7 @@ def test_extension_requests_are_granted_in_part_or_denied_once(file, act):
     assert incident.resolve_due_at == at("2026-11-23T10:00")
 
 
-def test_escalation_up_to_the_county_and_no_further(city, file, act):
+def test_escalation_up_to_the_county_and_no_further(city, file, act, calendar):
     incident = file("2026-11-16T10:00")
     act(incident, "accept", WORKER, "2026-11-16T10:30")
     with pytest.raises(InputError) as caught:
@@ -337,8 +337,18 @@ def test_escalation_up_to_the_county_and_no_further(city, file, act):
         "community",
         1,
     )
-    # A fresh report-in deadline for the community: one working day from the whistle.
-    assert incident.accept_due_at == at("2026-11-17T11:00")
+    # A report-in deadline for the community, one working day from the whistle; the
+    # acceptance deadline, one working day from the report, stays for the reports.
+    assert incident.report_in_due_at == at("2026-11-17T11:00")
+    assert incident.accept_due_at == at("2026-11-17T10:00")
+    status = sla.overdue_status(calendar, incident, at("2026-11-17T12:30"))
+    assert (status.accept_overdue, status.report_in_overdue) == (False, True)
+    assert status.report_in_overdue_h == pytest.approx(1.5)
+    assert events(city, incident)[-1].data == {
+        "to_level": "community",
+        "previous_report_in_due_at": None,
+        "report_in_due_at": "2026-11-17T11:00:00+08:00",
+    }
 
     grid_official = Actor("qian", OFFICIAL, scope=(G1,))
     with pytest.raises(Forbidden, match="escalated to community 370705001001"):
@@ -348,6 +358,13 @@ def test_escalation_up_to_the_county_and_no_further(city, file, act):
     assert "report_in" in workflow.allowed_actions(incident, community)
     act(incident, "report_in", community, "2026-11-16T14:00")
     assert (incident.state, incident.assignee) == ("in_progress", "sun")
+    # Reported in: nothing more is awaited, and the log keeps the deadline it answered.
+    assert incident.report_in_due_at is None
+    assert events(city, incident)[-1].data == {
+        "assignee": "sun",
+        "report_in_due_at": "2026-11-17T11:00:00+08:00",
+    }
+    assert incident.accepted_at == at("2026-11-16T10:30")  # the first acceptance stands
 
     act(incident, "escalate", community, "2026-11-17T09:00", note="社区解决不了 beyond us")
     township_dept = Actor("wu", DEPARTMENT, scope=("370705001",), department="应急管理局")
@@ -386,8 +403,34 @@ def test_deadlines_reaching_into_2027_are_an_alert_not_a_crash(city, file, act):
 
     other = file("2026-12-30T10:00")
     act(other, "escalate", WORKER, "2026-12-31T10:00", note="年底吹哨")
-    assert (other.state, other.level, other.accept_due_at) == ("escalated", "community", None)
+    assert (other.state, other.level, other.report_in_due_at) == ("escalated", "community", None)
+    assert other.accept_due_at == at("2026-12-31T10:00")
     assert "2027" in other.deadline_alert
+
+
+def test_reporting_in_clears_an_alert_that_was_only_about_the_report_in(city, file, act):
+    # Thursday 12-24: accept due Friday 10:00, resolve due Tuesday 12-29 10:00, both known.
+    incident = file("2026-12-24T10:00")
+    assert (incident.accept_due_at, incident.resolve_due_at) == (
+        at("2026-12-25T10:00"),
+        at("2026-12-29T10:00"),
+    )
+    act(incident, "escalate", OFFICIAL_, "2026-12-31T10:00", note="逾期未受理")
+    assert incident.report_in_due_at is None and "2027" in incident.deadline_alert
+    community = Actor("sun", OFFICIAL, scope=("370705001001",))
+    act(incident, "report_in", community, "2026-12-31T11:00")
+    assert (incident.report_in_due_at, incident.deadline_alert) == (None, None)
+    # Never accepted at the grid: reporting in is the acceptance, late on the first clock.
+    assert incident.accepted_at == at("2026-12-31T11:00") > incident.accept_due_at
+
+
+def test_a_report_in_within_the_first_acceptance_time_is_accepted_on_time(city, file, act):
+    incident = file("2026-11-16T10:00")  # accept due Tuesday 10:00
+    act(incident, "escalate", WORKER, "2026-11-16T11:00", note="不归网格管 not a grid matter")
+    assert incident.report_in_due_at == at("2026-11-17T11:00")
+    community = Actor("sun", OFFICIAL, scope=("370705001001",))
+    act(incident, "report_in", community, "2026-11-17T09:00")
+    assert incident.accepted_at == at("2026-11-17T09:00") <= incident.accept_due_at
 
 
 def test_the_event_log_cannot_be_rewritten(city, file, act):
@@ -478,3 +521,15 @@ def test_the_commands_act_and_show_the_log(geogrid):
         "incidents", "events", incident_id, "--role", "grid_worker", "--scope", G3, ok=False
     )
     assert outsider.exit_code == 1 and "outside the scope" in outsider.output
+
+    official = ("--user", "zhao", "--role", "official", "--scope", "370705")
+    whistled = geogrid(
+        "incidents", "act", incident_id, "escalate", "--note", "需社区协调", *official,
+        "--now", "2026-11-16T12:00", "--commit",
+    ).output  # fmt: skip
+    assert "dispatched → escalated, level community" in whistled
+    # The first acceptance deadline stays; the community's report-in deadline is added.
+    assert (
+        "accept due 2026-11-17 10:00, report in due 2026-11-17 12:00, "
+        "resolve due 2026-11-23 10:00" in whistled
+    )

@@ -12,7 +12,7 @@ from geogrid.cli.base import Context, pass_context
 from geogrid.cli.incidents import actor_options, incidents_group, make_actor
 from geogrid.errors import InputError
 from geogrid.models import Incident
-from geogrid.sla import Overdue
+from geogrid.sla import DEADLINES, Overdue
 from geogrid.workdays import SHANGHAI
 
 _TIME = "%Y-%m-%d %H:%M"
@@ -119,10 +119,10 @@ def _act_lines(incident: Incident) -> list[str]:
     lines = [f"{incident.state}, level {incident.level}"]
     if incident.assignee:
         lines.append(f"assignee: {incident.assignee}")
-    lines.append(
-        f"accept due {_local(incident.accept_due_at)}, "
-        f"resolve due {_local(incident.resolve_due_at)}"
-    )
+    due = f"accept due {_local(incident.accept_due_at)}, "
+    if incident.report_in_due_at is not None:
+        due += f"report in due {_local(incident.report_in_due_at)}, "
+    lines.append(due + f"resolve due {_local(incident.resolve_due_at)}")
     if incident.deadline_alert:
         lines.append(f"alert: {incident.deadline_alert}")
     return lines
@@ -201,7 +201,7 @@ def incidents_overdue(
     for row in listed:
         late = ", ".join(
             f"{deadline} {row[f'{deadline}_overdue_h']:.1f} working h late"
-            for deadline in ("accept", "resolve")
+            for deadline in DEADLINES
             if row[f"{deadline}_overdue"]
         )
         click.echo(
@@ -220,6 +220,7 @@ def _overdue_row(incident: Incident, status: Overdue) -> dict[str, object]:
         "level": incident.level,
         "assignee": incident.assignee,
         "accept_due_at": _iso(incident.accept_due_at),
+        "report_in_due_at": _iso(incident.report_in_due_at),
         "resolve_due_at": _iso(incident.resolve_due_at),
         **status.as_dict(),
     }
