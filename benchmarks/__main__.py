@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import geocode, imports, locate
+from benchmarks import api, geocode, imports, locate, report
 
-BENCHMARKS = {"import": imports.run, "geocode": geocode.run, "locate": locate.run}
+BENCHMARKS = {
+    "import": imports.run,
+    "geocode": geocode.run,
+    "locate": locate.run,
+    "report": report.run,
+    "api": api.run,
+}
 
 
 def main() -> None:

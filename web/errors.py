@@ -39,7 +39,14 @@ STATUS_BY_CODE: dict[str, int] = {
 }
 
 #: Codes for plain HTTP errors (unknown URL, wrong method...) in the same JSON shape.
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+#: Open311 GeoReport v2 (``web/open311.py``) answers errors in its own shape.
+OPEN311_PREFIX = "/open311/"
 
 
 def init_app(app: Flask) -> None:
@@ -92,7 +99,12 @@ def handle_internal_error(error: InternalServerError) -> tuple[Response | str, i
 
 
 def error_response(status: int, body: dict[str, Any]) -> tuple[Response | str, int]:
-    """The error as JSON for API paths, as an HTML page otherwise."""
+    """The error as JSON for API paths (GeoReport's shape under /open311/), else a page."""
+    if request.path.startswith(OPEN311_PREFIX):
+        # GeoReport v2: a list of {code: the HTTP status, description}; the field leads.
+        field = body.get("field")
+        description = f"{field}: {body['message']}" if field else body["message"]
+        return jsonify([{"code": status, "description": description}]), status
     if wants_json():
         return jsonify(error=body), status
     return render_template("error.html", status=status, error=body), status

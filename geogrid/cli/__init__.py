@@ -16,6 +16,7 @@ from geogrid.cli import (  # noqa: F401  (registers)
     incidents,
     intake,
     patrols,
+    reports,
     users,
     workflow,
 )

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from geogrid.models import STORAGE_SRID, Area, Generation
 from geogrid.settings import Settings
+from geogrid.users import add_user, issue_token
 from web import create_app
 
 
@@ -39,6 +40,18 @@ def client(app: Flask) -> Iterator[FlaskClient]:
 def city(db: Session, settings: Settings, tmp_path: Path) -> Generation:
     """The tiny city (tests/factories.py) imported and activated through the library."""
     return load_tiny_city(db, settings, tmp_path, user="tests").generation
+
+
+@pytest.fixture
+def auth_headers(db: Session, city: Generation) -> Callable[..., dict[str, str]]:
+    """Authorization headers of a new user (role, scope codes) with an API token."""
+
+    def make(name: str, role: str, *scope: str, department: str = "") -> dict[str, str]:
+        add_user(db, name, role, scope=scope, department=department, created_by="tests")
+        secret, _ = issue_token(db, name, purpose="tests")
+        return {"Authorization": f"Bearer {secret}"}
+
+    return make
 
 
 @pytest.fixture
