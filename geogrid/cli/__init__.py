@@ -17,6 +17,7 @@ from geogrid.cli import (  # noqa: F401  (registers)
     intake,
     patrols,
     reports,
+    tracks,
     users,
     workflow,
 )
