@@ -84,6 +84,11 @@ class PoliceStation(Base):
     __tablename__ = "police_station"
     __table_args__ = (
         CheckConstraint(f"kind IN ({sql_list(STATION_KINDS)})", name="police_station_kind_known"),
+        # A community office always hangs under a station; a station never does.
+        CheckConstraint(
+            "(kind = 'community_office') = (parent_code IS NOT NULL)",
+            name="police_station_office_has_parent",
+        ),
     )
 
     #: The station's own code, e.g. ``370705-PS03`` (stable, public).
@@ -129,6 +134,24 @@ class PatrolMember(Base):
     """A member of the alliance, in an organisation and (usually) a team."""
 
     __tablename__ = "patrol_member"
+    __table_args__ = (
+        # The natural key imports match on: the name within the team, or within the
+        # organisation for members not (yet) in a team.
+        Index(
+            "uq_patrol_member_team_name",
+            "team_id",
+            "name",
+            unique=True,
+            postgresql_where=text("team_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_patrol_member_organisation_name",
+            "organisation_id",
+            "name",
+            unique=True,
+            postgresql_where=text("team_id IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
@@ -150,6 +173,9 @@ class PatrolAssignment(Base):
         # Bit 0 is Monday … bit 6 Sunday.
         CheckConstraint("weekdays > 0 AND weekdays < 128", name="patrol_assignment_weekdays"),
         CheckConstraint("starts <> ends", name="patrol_assignment_window_not_empty"),
+        CheckConstraint(
+            "source IN ('manual', 'import', 'optimiser')", name="patrol_assignment_source_known"
+        ),
         CheckConstraint(
             "valid_to IS NULL OR valid_to >= valid_from", name="patrol_assignment_validity"
         ),
@@ -216,7 +242,14 @@ class PatrolCheckin(Base):
             f"placement IN ({sql_list(PATROL_PLACEMENTS)})", name="patrol_checkin_placement"
         ),
         Index("ix_patrol_checkin_grid_at", "grid_code", "at"),
-        UniqueConstraint("team_id", "member_id", "at", name="uq_patrol_checkin_once"),
+        # A check-in without a member is still one check-in: NULLs are not distinct here.
+        UniqueConstraint(
+            "team_id",
+            "member_id",
+            "at",
+            name="uq_patrol_checkin_once",
+            postgresql_nulls_not_distinct=True,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
