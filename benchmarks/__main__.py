@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import api, geocode, imports, locate, report
+from benchmarks import api, geocode, imports, locate, optimiser, report
 
 BENCHMARKS = {
     "import": imports.run,
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "locate": locate.run,
     "report": report.run,
     "api": api.run,
+    "optimiser": optimiser.run,
 }
 
 

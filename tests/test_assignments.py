@@ -354,7 +354,7 @@ def cli(make_cli, tmp_path_factory):
 def test_cli_assign_is_a_dry_run_until_commit(cli):
     args = (
         "patrols",
-        "assign",
+        "assign-team",
         T1,
         G1,
         "--days",
@@ -379,7 +379,7 @@ def test_cli_assign_is_a_dry_run_until_commit(cli):
     )
     clash = cli(
         "patrols",
-        "assign",
+        "assign-team",
         T1,
         G2,
         "--days",

@@ -15,6 +15,7 @@ from geogrid.cli import (  # noqa: F401  (registers)
     geocoding,
     incidents,
     intake,
+    optimiser,
     patrols,
     reports,
     tracks,

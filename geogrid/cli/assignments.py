@@ -1,5 +1,6 @@
-"""Commands for shift assignments: ``geogrid patrols assign|unassign|assignments|conflicts|
-unassigned``.
+"""Commands for shift assignments: ``geogrid patrols assign-team|unassign|assignments|
+conflicts|unassigned``. ``patrols assign --station`` (the optimiser) is in
+:mod:`geogrid.cli.optimiser`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from geogrid.cli.base import Context, pass_context, user_name
 from geogrid.cli.patrols import patrols_group
 
 
-@patrols_group.command("assign")
+@patrols_group.command("assign-team")
 @click.argument("team")
 @click.argument("grid")
 @click.option("--days", required=True, help="mon-fri, mon,wed,sat, daily, weekends, 周一至周五 ...")
@@ -26,7 +27,7 @@ from geogrid.cli.patrols import patrols_group
 @click.option("--user", help="who is assigning (default: your login)")
 @click.option("--commit", is_flag=True, help=COMMIT_HELP)
 @pass_context
-def assign(
+def assign_team(
     context: Context,
     team: str,
     grid: str,
