@@ -27,16 +27,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Select,
+    String,
+    any_,
+    bindparam,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from geogrid.crs import check_lonlat, parse_coord_type, to_storage
 from geogrid.generations import metric_srid_of, resolve_generation
-from geogrid.models import Area, Generation
+from geogrid.models import STORAGE_SRID, Area, Generation
 from geogrid.settings import Settings
-from geogrid.shapes import point
 
 INSIDE, NEAR_EDGE, EDGE, OUTSIDE = "inside", "near_edge", "edge", "outside"
 STATUSES = (INSIDE, NEAR_EDGE, EDGE, OUTSIDE)
@@ -126,39 +137,18 @@ def degree_margin(metres: float, lat: float) -> float:
 def _areas_near(
     session: Session, gen: Generation, level: str, srid: int, lon: float, lat: float, metres: float
 ) -> list[tuple[str, bool, float]]:
-    here = point(lon, lat)
-    query = select(
-        Area.code,
-        func.ST_Intersects(Area.geom, here),
-        func.ST_Distance(func.ST_Transform(Area.geom, srid), func.ST_Transform(here, srid)),
-    ).where(
-        Area.level == level,
-        Area.valid_in(gen.id),
-        Area.geom.op("&&")(func.ST_Expand(here, degree_margin(metres, lat))),
-    )
+    params = _point_params(gen, level, srid, lon, lat) | {"margin": degree_margin(metres, lat)}
     return [
-        (code, bool(covers), float(distance)) for code, covers, distance in session.execute(query)
+        (code, bool(covers), float(distance))
+        for code, covers, distance in session.execute(_areas_near_query(), params)
     ]
 
 
 def _nearest(
     session: Session, gen: Generation, level: str, srid: int, lon: float, lat: float
 ) -> dict[str, Any] | None:
-    here = point(lon, lat)
-    # The index orders by distance in degrees; measure a few in metres to pick the nearest.
-    candidates = (
-        select(Area.code, Area.geom)
-        .where(Area.level == level, Area.valid_in(gen.id))
-        .order_by(Area.geom.op("<->")(here))
-        .limit(_NEAREST_CANDIDATES)
-        .subquery()
-    )
-    distance = func.ST_Distance(
-        func.ST_Transform(candidates.c.geom, srid), func.ST_Transform(here, srid)
-    )
-    row = session.execute(
-        select(candidates.c.code, distance).order_by(distance, candidates.c.code).limit(1)
-    ).first()
+    params = _point_params(gen, level, srid, lon, lat) | {"candidates": _NEAREST_CANDIDATES}
+    row = session.execute(_nearest_query(), params).first()
     return None if row is None else {"code": row[0], "distance_m": float(row[1])}
 
 
@@ -167,23 +157,77 @@ def _covering_code(
 ) -> str | None:
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         return None
-    here = point(lon, lat)
-    return session.scalar(
-        select(func.min(Area.code)).where(
-            Area.level == level, Area.valid_in(gen.id), func.ST_Intersects(Area.geom, here)
-        )
+    params = {"generation": gen.id, "level": level, "lon": lon, "lat": lat}
+    return session.scalar(_covering_query(), params)
+
+
+def _point_params(gen: Generation, level: str, srid: int, lon: float, lat: float) -> dict[str, Any]:
+    return {"generation": gen.id, "level": level, "srid": srid, "lon": lon, "lat": lat}
+
+
+# The queries are built once, with bound parameters: every request composing them again
+# cost more than PostGIS took to answer them.
+
+
+def _here() -> ColumnElement[Any]:
+    lon, lat = bindparam("lon", type_=Float), bindparam("lat", type_=Float)
+    return func.ST_SetSRID(func.ST_MakePoint(lon, lat), STORAGE_SRID)
+
+
+def _in_level() -> list[ColumnElement[bool]]:
+    return [Area.level == bindparam("level"), Area.valid_in(bindparam("generation"))]
+
+
+@cache
+def _areas_near_query() -> Select[Any]:
+    here, srid = _here(), bindparam("srid", type_=Integer)
+    return select(
+        Area.code,
+        func.ST_Intersects(Area.geom, here),
+        func.ST_Distance(func.ST_Transform(Area.geom, srid), func.ST_Transform(here, srid)),
+    ).where(
+        *_in_level(),
+        Area.geom.op("&&")(func.ST_Expand(here, bindparam("margin", type_=Float))),
     )
+
+
+@cache
+def _nearest_query() -> Select[Any]:
+    here, srid = _here(), bindparam("srid", type_=Integer)
+    # The index orders by distance in degrees; measure a few in metres to pick the nearest.
+    candidates = (
+        select(Area.code, Area.geom)
+        .where(*_in_level())
+        .order_by(Area.geom.op("<->")(here))
+        .limit(bindparam("candidates"))
+        .subquery()
+    )
+    distance = func.ST_Distance(
+        func.ST_Transform(candidates.c.geom, srid), func.ST_Transform(here, srid)
+    )
+    return select(candidates.c.code, distance).order_by(distance, candidates.c.code).limit(1)
+
+
+@cache
+def _covering_query() -> Select[Any]:
+    return select(func.min(Area.code)).where(*_in_level(), func.ST_Intersects(Area.geom, _here()))
 
 
 def _hierarchy(
     session: Session, gen: Generation, scheme: Any, code: str
 ) -> tuple[dict[str, str], dict[str, str]]:
     chain = [*scheme.ancestors_of(code), code]
-    rows = session.execute(
-        select(Area.level, Area.code, Area.name).where(Area.code.in_(chain), Area.valid_in(gen.id))
-    ).all()
+    rows = session.execute(_hierarchy_query(), {"codes": chain, "generation": gen.id}).all()
     order = {level: depth for depth, level in enumerate(scheme.level_names)}
     rows = sorted(rows, key=lambda row: order[row[0]])
     codes = {level: code for level, code, _ in rows}
     names = {level: name for level, _, name in rows}
     return codes, names
+
+
+@cache
+def _hierarchy_query() -> Select[Any]:
+    codes = bindparam("codes", type_=ARRAY(String))
+    return select(Area.level, Area.code, Area.name).where(
+        Area.code == any_(codes), Area.valid_in(bindparam("generation"))
+    )

@@ -22,11 +22,26 @@ officials and grid workers in scope, and to the resident who reported it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from geogrid import sla
@@ -278,6 +293,63 @@ def events_of(session: Session, incident_id: int) -> list[IncidentEvent]:
 # -- as JSON ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class IncidentExtras:
+    """What :func:`incident_as_dict` shows beyond the incident's own row."""
+
+    category_name: str
+    merged_from: tuple[int, ...] = ()
+    #: The reporter's contact; None when none was given (or it is not to be shown).
+    contact: dict[str, str] | None = None
+
+
+def load_extras(
+    session: Session, incidents: Sequence[Incident], actor: Actor, *, with_reporter: bool = True
+) -> dict[int, IncidentExtras]:
+    """The extras of many incidents in one query; contacts only where the actor may see them."""
+    if not incidents:
+        return {}
+    shown = [i.id for i in incidents if with_reporter and may_see_contact(actor, i)]
+    rows = session.execute(_extras_query(), {"ids": [i.id for i in incidents], "shown": shown})
+    return {
+        incident_id: IncidentExtras(
+            category_name=name or code,
+            merged_from=tuple(merged),
+            contact=None if contact_id is None else {"name": contact_name, "phone": phone},
+        )
+        for incident_id, code, name, merged, contact_id, contact_name, phone in rows
+    }
+
+
+@cache
+def _extras_query() -> Select[Any]:
+    # Built once: composing it (the alias above all) cost more than running it.
+    merged = Incident.__table__.alias("merged")
+    merged_ids = func.array(
+        select(merged.c.id)
+        .where(merged.c.duplicate_of == Incident.id)
+        .order_by(merged.c.id)
+        .scalar_subquery()
+    )
+    ids = bindparam("ids", type_=ARRAY(BigInteger))
+    shown = bindparam("shown", type_=ARRAY(BigInteger))
+    contact = and_(IncidentContact.incident_id == Incident.id, Incident.id == any_(shown))
+    return (
+        select(
+            Incident.id,
+            Incident.category,
+            IncidentCategory.name_zh,
+            merged_ids,
+            IncidentContact.incident_id,
+            IncidentContact.name,
+            IncidentContact.phone,
+        )
+        .outerjoin(IncidentCategory, IncidentCategory.code == Incident.category)
+        .outerjoin(IncidentContact, contact)
+        .where(Incident.id == any_(ids))
+    )
+
+
 def incident_as_dict(
     session: Session,
     incident: Incident,
@@ -285,16 +357,23 @@ def incident_as_dict(
     *,
     with_events: bool = False,
     now: datetime | None = None,
+    with_reporter: bool = True,
+    extras: IncidentExtras | None = None,
 ) -> dict[str, Any]:
-    """The incident as JSON-ready data; the contact only for those who may see it."""
+    """The incident as JSON-ready data; the contact only for those who may see it.
+
+    ``with_reporter=False`` leaves out who reported it (lists, the public); ``extras``,
+    when the caller has them already (:func:`load_extras`, intake), saves the query.
+    """
     now = now or datetime.now(SHANGHAI)
-    category = session.get(IncidentCategory, incident.category)
+    if extras is None:
+        extras = load_extras(session, [incident], actor, with_reporter=with_reporter)[incident.id]
     storage = to_shape(incident.geom) if incident.geom is not None else None
     contact_visible = may_see_contact(actor, incident)
     body: dict[str, Any] = {
         "id": incident.id,
         "category": incident.category,
-        "category_name": category.name_zh if category else incident.category,
+        "category_name": extras.category_name,
         "description": incident.description,
         "channel": incident.channel,
         "state": incident.state,
@@ -324,19 +403,32 @@ def incident_as_dict(
         "reopened_count": incident.reopened_count,
         "escalation_count": incident.escalation_count,
         "duplicate_of": incident.duplicate_of,
-        "merged_from": _merged_from(session, incident.id),
+        "merged_from": list(extras.merged_from),
         "photos": list(incident.photos or []),
     }
-    if contact_visible:
+    if with_reporter and contact_visible:
         body["reported_by"] = incident.reported_by
-        contact = session.get(IncidentContact, incident.id)
-        body["contact"] = {"name": contact.name, "phone": contact.phone} if contact else None
+        body["contact"] = extras.contact
     if with_events:
         body["events"] = [
-            event_as_dict(event, show_resident=contact_visible)
+            event_as_dict(event, show_resident=with_reporter and contact_visible)
             for event in events_of(session, incident.id)
         ]
     return body
+
+
+def incidents_as_dicts(
+    session: Session, incidents: Sequence[Incident], actor: Actor, *, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """A page of incidents as JSON-ready data, without reporters, in one query for them all."""
+    now = now or datetime.now(SHANGHAI)
+    extras = load_extras(session, incidents, actor, with_reporter=False)
+    return [
+        incident_as_dict(
+            session, incident, actor, now=now, with_reporter=False, extras=extras[incident.id]
+        )
+        for incident in incidents
+    ]
 
 
 _TIMES = (
@@ -373,11 +465,6 @@ def event_as_dict(event: IncidentEvent, *, show_resident: bool = False) -> dict[
 def iso(moment: datetime | None) -> str | None:
     """An instant as ISO 8601 in Shanghai time (None stays None)."""
     return moment.astimezone(SHANGHAI).isoformat() if moment is not None else None
-
-
-def _merged_from(session: Session, incident_id: int) -> list[int]:
-    query = select(Incident.id).where(Incident.duplicate_of == incident_id).order_by(Incident.id)
-    return list(session.scalars(query))
 
 
 # -- placing ------------------------------------------------------------------------------

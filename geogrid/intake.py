@@ -15,8 +15,8 @@ so every incident is checked, geocoded and given deadlines the same way:
    whose lat and lon, exchanged, fall in a grid: that is a swapped pair, not a stray;
 4. deadlines come from the category and the working-day calendar; a year the calendar
    does not cover leaves them empty with an alert, it does not refuse the incident;
-5. the incident, its contact and its first event are written inside one savepoint, so a
-   failure leaves nothing half-written; the caller owns the transaction.
+5. the incident, its contact and its first event are written by one statement inside one
+   savepoint, so a failure leaves nothing half-written; the caller owns the transaction.
 
 Idempotency: with a key, the insert is ``INSERT ... ON CONFLICT (idempotency_key) DO
 NOTHING``; the unique constraint, not a prior look-up, is what makes a second incident
@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Float, Select, Text, bindparam, func, literal, null, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
 from geogrid import sla
@@ -47,10 +48,9 @@ from geogrid.errors import CodeError, Conflict, CoordinateError, Forbidden, Inpu
 from geogrid.generations import resolve_generation
 from geogrid.geocode import EDGE, NEAR_EDGE, OUTSIDE, locate
 from geogrid.incident_input import IncidentInput
-from geogrid.incidents import PLACING_ROLES, incident_as_dict, record_event
-from geogrid.models import Area, Incident, IncidentContact
+from geogrid.incidents import PLACING_ROLES, IncidentExtras, incident_as_dict
+from geogrid.models import STORAGE_SRID, Area, Incident, IncidentContact, IncidentEvent
 from geogrid.settings import Settings
-from geogrid.shapes import point
 from geogrid.workdays import SHANGHAI, WorkCalendar, load_calendar
 
 __all__ = ["IncidentInput", "IntakeResult", "file_incident", "request_digest"]
@@ -74,11 +74,18 @@ class IntakeResult:
     created: bool
     duplicates: list[DuplicateCandidate] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: What the answer shows beyond the row, when filing knew it (a new incident).
+    extras: IncidentExtras | None = None
 
-    def as_dict(self, session: Session, actor: Actor) -> dict[str, Any]:
+    def as_dict(
+        self, session: Session, actor: Actor, *, with_reporter: bool = True
+    ) -> dict[str, Any]:
         """The result as JSON-ready data, the incident as ``actor`` may see it."""
+        incident = incident_as_dict(
+            session, self.incident, actor, with_reporter=with_reporter, extras=self.extras
+        )
         return {
-            "incident": incident_as_dict(session, self.incident, actor),
+            "incident": incident,
             "created": self.created,
             "duplicates": [candidate.as_dict() for candidate in self.duplicates],
             "warnings": list(self.warnings),
@@ -87,6 +94,7 @@ class IntakeResult:
 
 @dataclass
 class _Placement:
+    #: Every column :func:`_insert_statement` places: the grid, and the point if any.
     values: dict[str, Any]
     warnings: list[str]
 
@@ -107,7 +115,7 @@ def file_incident(
     key = _checked_key(idempotency_key)
     digest = request_digest(given, actor)
     if key is not None:
-        earlier = session.scalar(select(Incident).where(Incident.idempotency_key == key))
+        earlier = session.scalar(_by_key(), {"key": key})
         if earlier is not None:
             return _replay(session, settings, earlier, digest)
     reported_at = _reported_at(given, now)
@@ -137,7 +145,7 @@ def file_incident(
     incident = _insert(session, values, given, actor)
     if incident is None:
         # Another submission with this key won the race; answer as a retry would.
-        earlier = session.scalar(select(Incident).where(Incident.idempotency_key == key))
+        earlier = session.scalar(_by_key(), {"key": key})
         if earlier is None:  # pragma: no cover - the winner rolled back between statements
             raise Conflict(
                 "a submission with this key was abandoned; retry", field="Idempotency-Key"
@@ -150,12 +158,15 @@ def file_incident(
     if duplicates:
         ids = ", ".join(f"#{candidate.incident_id}" for candidate in duplicates)
         warnings.append(f"possible duplicates of {ids}: check and merge if they are the same")
-    return IntakeResult(incident, True, duplicates, warnings)
+    # Known without asking: nothing can have been merged into a row no one else sees yet.
+    extras = IncidentExtras(category.name_zh, (), _contact(given))
+    return IntakeResult(incident, True, duplicates, warnings, extras)
 
 
 def request_digest(given: IncidentInput, actor: Actor) -> str:
     """SHA-256 of a canonical JSON of the parsed input and who submitted it."""
-    payload = asdict(given)
+    # Every field is a plain value but these two (asdict would deep-copy them all).
+    payload = {spec.name: getattr(given, spec.name) for spec in fields(given)}
     payload["photos"] = list(given.photos)
     payload["reported_at"] = (
         given.reported_at.astimezone(SHANGHAI).isoformat() if given.reported_at else None
@@ -170,39 +181,89 @@ def request_digest(given: IncidentInput, actor: Actor) -> str:
 def _insert(
     session: Session, values: dict[str, Any], given: IncidentInput, actor: Actor
 ) -> Incident | None:
-    # One savepoint: the incident, its contact and its first event, or none of them.
+    """The new incident, or None when another submission holds the key."""
+    contact = _contact(given)
+    params = {
+        **values,
+        "contact_name": given.contact_name,
+        "contact_phone": given.contact_phone,
+        "event_actor": actor.name,
+        "event_role": actor.role,
+        "event_data": {name: values[name] for name in _EVENT_DATA},
+    }
+    statement = _insert_statement(values["storage_lon"] is not None, contact is not None)
+    # One savepoint, so a failure leaves the caller's transaction usable; one statement, so
+    # the incident, its contact and its first event are written together or not at all.
     with session.begin_nested():
-        statement = (
-            insert(Incident)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[Incident.idempotency_key])
-            .returning(Incident.id)
+        return session.scalars(statement, params).first()
+
+
+@cache
+def _by_key() -> Select[tuple[Incident]]:
+    # Built once, like the insert: the look-up runs on every submission with a key.
+    return select(Incident).where(Incident.idempotency_key == bindparam("key"))
+
+
+@cache
+def _insert_statement(with_point: bool, with_contact: bool) -> Select[tuple[Incident]]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING, the contact and the first event in CTEs.
+
+    Built once per shape, with bound parameters, because composing it took longer than
+    running it. The event's state and level come from the inserted row, as
+    :func:`geogrid.incidents.record_event` reads them.
+    """
+    columns = {name: bindparam(name) for name in (*_INCIDENT_COLUMNS, *_PLACEMENT_COLUMNS)}
+    lon, lat = bindparam("storage_lon", type_=Float), bindparam("storage_lat", type_=Float)
+    columns["geom"] = (
+        func.ST_SetSRID(func.ST_MakePoint(lon, lat), STORAGE_SRID) if with_point else null()
+    )
+    new = (
+        insert(Incident)
+        .values(columns)
+        .on_conflict_do_nothing(index_elements=[Incident.idempotency_key])
+        .returning(*Incident.__table__.c)
+        .cte("new_incident")
+    )
+    first_event = select(
+        new.c.id,
+        new.c.reported_at,
+        bindparam("event_actor", type_=Text),
+        bindparam("event_role", type_=Text),
+        literal("report"),
+        new.c.state,
+        new.c.level,
+        bindparam("event_data", type_=JSONB),
+    )
+    event_columns = ["incident_id", "at", "actor", "role", "action", "to_state", "level", "data"]
+    ctes = [insert(IncidentEvent).from_select(event_columns, first_event).cte("first_event")]
+    if with_contact:
+        name, phone = bindparam("contact_name", type_=Text), bindparam("contact_phone", type_=Text)
+        contact = insert(IncidentContact).from_select(
+            ["incident_id", "name", "phone"], select(new.c.id, name, phone)
         )
-        incident_id = session.scalar(statement)
-        if incident_id is None:
-            return None
-        incident = session.get_one(Incident, incident_id)
-        if given.contact_name or given.contact_phone:
-            session.add(
-                IncidentContact(
-                    incident_id=incident.id, name=given.contact_name, phone=given.contact_phone
-                )
-            )
-        record_event(
-            session,
-            incident,
-            actor,
-            "report",
-            None,
-            data={
-                "channel": incident.channel,
-                "grid_code": incident.grid_code,
-                "generation": incident.generation,
-                "placement": incident.placement,
-            },
-            at=incident.reported_at,
-        )
-    return incident
+        ctes.append(contact.cte("contact"))
+    return select(Incident).from_statement(select(new).add_cte(*ctes))
+
+
+#: What file_incident sets besides the placement; the rest are the columns' defaults.
+_INCIDENT_COLUMNS = (
+    "category", "description", "channel", "complex", "reported_at", "reported_by", "address",
+    "photos", "department", "accept_due_at", "resolve_due_at", "deadline_alert",
+    "idempotency_key", "request_digest",
+)  # fmt: skip
+#: What a placement sets (None where it does not apply), besides the point itself.
+_PLACEMENT_COLUMNS = (
+    "given_lon", "given_lat", "coord_type", "grid_code", "generation", "placement",
+    "placement_detail",
+)  # fmt: skip
+#: What the first event records of where and how the incident came in.
+_EVENT_DATA = ("channel", "grid_code", "generation", "placement")
+
+
+def _contact(given: IncidentInput) -> dict[str, str] | None:
+    if not (given.contact_name or given.contact_phone):
+        return None
+    return {"name": given.contact_name, "phone": given.contact_phone}
 
 
 def _replay(session: Session, settings: Settings, earlier: Incident, digest: str) -> IntakeResult:
@@ -239,7 +300,8 @@ def _place(session: Session, settings: Settings, given: IncidentInput, actor: Ac
         "given_lon": given.lon,
         "given_lat": given.lat,
         "coord_type": location.crs,
-        "geom": point(location.storage_lon, location.storage_lat),
+        "storage_lon": location.storage_lon,
+        "storage_lat": location.storage_lat,
         "grid_code": location.grid_code,
         "generation": location.generation,
         "placement": location.status,
@@ -304,10 +366,14 @@ def _by_code(session: Session, settings: Settings, grid_code: str, actor: Actor)
             field="grid_code",
         )
     values = {
+        "given_lon": None,
+        "given_lat": None,
+        "coord_type": None,
+        "storage_lon": None,
+        "storage_lat": None,
         "grid_code": grid_code,
         "generation": generation.id,
         "placement": "by_code",
-        "geom": None,
         "placement_detail": {},
     }
     return _Placement(values, [])

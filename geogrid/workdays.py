@@ -13,10 +13,12 @@ Times are Asia/Shanghai. Library functions take a session and may flush, never c
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from functools import cached_property
+from functools import cache, cached_property
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -46,15 +48,9 @@ class WorkCalendar:
     @classmethod
     def from_package(cls, overrides: Mapping[date, str] | None = None) -> WorkCalendar:
         """The calendar from the installed ``chinese_calendar`` data and these overrides."""
-        holidays = frozenset(chinese_calendar.holidays)
-        # Only years the package lists holidays for count: its own range check would let a
-        # gap year through with the weekday rule, which is exactly the guess we refuse.
-        return cls(
-            package_holidays=holidays,
-            package_workdays=frozenset(chinese_calendar.workdays),
-            package_years=frozenset(day.year for day in holidays),
-            overrides=dict(overrides or {}),
-        )
+        holidays, workdays, years = _package_days()
+        # Read-only: one calendar is shared by every request that sees the same overrides.
+        return cls(holidays, workdays, years, MappingProxyType(dict(overrides or {})))
 
     @property
     def override_years(self) -> frozenset[int]:
@@ -218,10 +214,44 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=SHANGHAI)
 
 
+@cache
+def _package_days() -> tuple[frozenset[date], frozenset[date], frozenset[int]]:
+    """The package's holidays, swapped working days and years (the data never changes)."""
+    holidays = frozenset(chinese_calendar.holidays)
+    # Only years the package lists holidays for count: its own range check would let a
+    # gap year through with the weekday rule, which is exactly the guess we refuse.
+    years = frozenset(day.year for day in holidays)
+    return holidays, frozenset(chinese_calendar.workdays), years
+
+
+#: Calendars built from the database, by their overrides; a handful of entries, because
+#: one process serves one database (the tests, a few).
+_BUILT: dict[tuple[tuple[date, str], ...], WorkCalendar] = {}
+_BUILT_MAX = 8
+_BUILT_LOCK = threading.Lock()
+
+
 def load_calendar(session: Session) -> WorkCalendar:
-    """The working-day calendar: the package's data plus every override in the database."""
-    rows = session.execute(select(CalendarOverride.day, CalendarOverride.kind)).all()
-    return WorkCalendar.from_package({day: kind for day, kind in rows})
+    """The working-day calendar: the package's data plus every override in the database.
+
+    The overrides are read on every call, in the caller's transaction, so a change made in
+    any session is seen as soon as it is visible there; only the calendar built from them
+    is reused, keyed by the overrides themselves, so it can never be stale. (A version
+    counter or a time to live would have to be kept right; the table holds a few dozen
+    rows, so reading them is as cheap as reading a version.)
+    """
+    rows = session.execute(
+        select(CalendarOverride.day, CalendarOverride.kind).order_by(CalendarOverride.day)
+    )
+    key = tuple((day, kind) for day, kind in rows)
+    calendar = _BUILT.get(key)
+    if calendar is None:
+        calendar = WorkCalendar.from_package(dict(key))
+        with _BUILT_LOCK:
+            if len(_BUILT) >= _BUILT_MAX:
+                _BUILT.clear()
+            _BUILT[key] = calendar
+    return calendar
 
 
 def list_overrides(session: Session, year: int | None = None) -> list[CalendarOverride]:

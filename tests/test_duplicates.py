@@ -59,6 +59,17 @@ def test_same_category_near_in_space_and_time_nearest_first(city, settings):
     assert found[1].state == "reported"
 
 
+def test_only_the_nearest_come_back_however_busy_the_place(city, settings):
+    here = at(city, 0)
+    for metres in range(30, 90, 5):
+        at(city, metres)
+    nearest = [at(city, 20, hours=3), at(city, 20, hours=-1), at(city, 10)]
+    found = find_possible_duplicates(city, settings, here, limit=3)
+    assert ids(found) == [nearest[2].id, nearest[1].id, nearest[0].id]
+    by_code = by_grid(city, settings, G1)
+    assert len(find_possible_duplicates(city, settings, by_code, limit=4)) == 4
+
+
 def test_distance_and_window_are_settings(city, settings):
     here, other = at(city, 0), at(city, 150, hours=80)
     assert find_possible_duplicates(city, settings, here) == []

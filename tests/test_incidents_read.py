@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
 from factories import add_incident, load_tiny_city
-from sqlalchemy import delete, update
+from sqlalchemy import delete, event, update
 from sqlalchemy.exc import DBAPIError
 
 from geogrid.actors import Actor
+from geogrid.duplicates import merge
 from geogrid.errors import CodeError, Forbidden, IllegalTransition, InputError, NotFound
 from geogrid.incidents import (
     count_incidents,
     events_of,
     get_incident,
     incident_as_dict,
+    incidents_as_dicts,
     list_incidents,
     may_see,
     place,
@@ -159,6 +162,39 @@ def test_as_dict_for_someone_who_may_see_the_contact(city, spread):
     assert body["events"][0]["actor"] == "zhang"
     later = incident_as_dict(city, incident, WORKER_G1, now=NOW + timedelta(days=2))
     assert (later["accept_overdue"], later["resolve_overdue"]) == (True, False)
+
+
+def test_a_page_takes_one_query_and_agrees_with_one_at_a_time(city, spread):
+    merge(city, spread[G2].id, spread[G1].id, ADMIN)
+    merge(city, spread[G3].id, spread[G1].id, ADMIN)
+    page = list_incidents(city, ADMIN, now=NOW)
+    with statements_run(city) as statements:
+        bodies = incidents_as_dicts(city, page, ADMIN, now=NOW)
+    assert len(statements) == 1, "the extras of a whole page come in one query"
+    alone = [
+        incident_as_dict(city, incident, ADMIN, now=NOW, with_reporter=False) for incident in page
+    ]
+    assert bodies == alone
+    merged_from = {body["grid_code"]: body["merged_from"] for body in bodies}
+    assert merged_from[G1] == [spread[G2].id, spread[G3].id] and merged_from[G4] == []
+    assert all("contact" not in body and "reported_by" not in body for body in bodies)
+    assert {body["category_name"] for body in bodies} == {"环境卫生"}
+
+
+@contextmanager
+def statements_run(session):
+    """The SQL statements the session sends inside the block."""
+    statements: list[str] = []
+    connection = session.connection()
+
+    def note(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(connection, "before_cursor_execute", note)
+    try:
+        yield statements
+    finally:
+        event.remove(connection, "before_cursor_execute", note)
 
 
 @pytest.mark.parametrize("actor", [PATROL_G1, SANITATION, Actor("liu", "resident"), OFFICIAL_T2])

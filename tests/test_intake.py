@@ -11,7 +11,8 @@ from datetime import datetime
 
 import pytest
 from factories import level_file, load_tiny_city, tiny_city
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from geogrid import boundaries, generations
@@ -19,6 +20,7 @@ from geogrid.actors import Actor
 from geogrid.crs import parse_coord_type, wgs84_to_gcj02
 from geogrid.db import make_sessionmaker, session_scope
 from geogrid.errors import CodeError, Conflict, CoordinateError, Forbidden, InputError
+from geogrid.incidents import incident_as_dict
 from geogrid.intake import IncidentInput, file_incident, request_digest
 from geogrid.models import Incident, IncidentContact, IncidentEvent
 from geogrid.validate import ValidationRules
@@ -91,6 +93,25 @@ def test_a_point_is_filed_into_its_grid_with_deadlines_and_a_first_event(city, s
         "zhang",
     )
     assert event.data["grid_code"] == G1
+
+
+def test_the_answer_to_a_filing_is_what_reading_it_back_gives(city, settings):
+    # The answer is built from the inserted row and what filing knew, without reading back.
+    for changes in ({"contact_name": "张三"}, {"contact_phone": None}, {"lon": 119.9}):
+        result = file(city, settings, body(**changes), ADMIN)
+        (event,) = city.scalars(
+            select(IncidentEvent).where(IncidentEvent.incident_id == result.incident.id)
+        )
+        assert (event.at, event.level, event.role) == (
+            result.incident.reported_at,
+            "grid",
+            "administrator",
+        )
+        answer = result.as_dict(city, ADMIN)["incident"]
+        city.expire(result.incident)
+        assert answer == incident_as_dict(city, result.incident, ADMIN)
+        public = result.as_dict(city, ADMIN, with_reporter=False)["incident"]
+        assert "contact" not in public and "reported_by" not in public
 
 
 def test_complex_incidents_get_the_longer_deadline(city, settings):
@@ -243,18 +264,27 @@ def test_swapped_lat_lon_that_would_fall_in_a_grid_is_refused(db, settings, tmp_
     assert file(db, settings, body(lon=76.005, lat=39.47)).incident.grid_code == G1
 
 
-def test_a_failure_after_the_insert_leaves_nothing_half_written(city, settings, monkeypatch):
-    import geogrid.intake
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("the event log is unavailable")
-
-    monkeypatch.setattr(geogrid.intake, "record_event", broken)
-    with pytest.raises(RuntimeError):
-        file(city, settings, body(contact_name="张三"))
-    assert (count(city), count(city, IncidentContact)) == (0, 0)
-    monkeypatch.undo()
-    assert file(city, settings, body()).created, "the session is still usable"
+def test_a_failure_in_the_last_write_leaves_nothing_half_written(city, settings):
+    # The database itself refuses the first event, written after the incident and contact.
+    city.execute(
+        text(
+            "CREATE FUNCTION refuse_events() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'the event log is unavailable'; END $$"
+        )
+    )
+    city.execute(
+        text(
+            "CREATE TRIGGER refuse_events BEFORE INSERT ON incident_event "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_events()"
+        )
+    )
+    with pytest.raises(DBAPIError, match="the event log is unavailable"):
+        file(city, settings, body(contact_name="张三"), idempotency_key="k-1")
+    assert (count(city), count(city, IncidentContact), count(city, IncidentEvent)) == (0, 0, 0)
+    city.execute(text("DROP TRIGGER refuse_events ON incident_event"))
+    again = file(city, settings, body(contact_name="张三"), idempotency_key="k-1")
+    assert again.created, "the session is still usable and the key still free"
+    assert (count(city), count(city, IncidentContact), count(city, IncidentEvent)) == (1, 1, 1)
 
 
 def test_input_objects_check_themselves():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy.orm import Session
 
 from geogrid import workdays
 from geogrid.errors import GeogridError, InputError
@@ -135,6 +136,38 @@ def test_set_and_unset_overrides_in_the_database(db):
     assert workdays.unset_override(db, date(2027, 1, 1)) is None
     with pytest.raises(CalendarNotCovered):
         workdays.load_calendar(db).is_workday(date(2027, 1, 1))
+
+
+def test_a_change_made_in_another_session_is_seen_at_once(make_database, base_settings):
+    # Committed for real, by two sessions: the cache must never hide another's change.
+    engine = make_database(base_settings.code_scheme)
+    new_year = date(2027, 1, 1)
+
+    def change(kind: str | None) -> None:
+        with Session(engine) as admin:
+            if kind is None:
+                workdays.unset_override(admin, new_year)
+            else:
+                workdays.set_override(admin, new_year, kind, set_by="admin")
+            admin.commit()
+
+    with Session(engine) as reader:
+        before = workdays.load_calendar(reader)
+        assert workdays.load_calendar(reader) is before, "unchanged overrides reuse the build"
+        change("workday")
+        assert workdays.load_calendar(reader).is_workday(new_year)
+        change("holiday")  # as many overrides as before, one of them different
+        assert not workdays.load_calendar(reader).is_workday(new_year)
+        change(None)
+        assert workdays.load_calendar(reader).overrides == {}
+        with pytest.raises(CalendarNotCovered):
+            workdays.load_calendar(reader).is_workday(new_year)
+
+
+def test_a_shared_calendar_cannot_be_changed_by_one_caller(db):
+    calendar = workdays.load_calendar(db)
+    with pytest.raises(TypeError):
+        calendar.overrides[date(2027, 1, 1)] = "holiday"  # type: ignore[index]
 
 
 def test_unknown_kind_is_refused(db):

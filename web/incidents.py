@@ -39,8 +39,6 @@ bp = Blueprint("incidents", __name__, url_prefix="/api")
 #: The most incidents one list request returns.
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
-#: Keys that name the reporter; never in lists, and never shown to the anonymous public.
-REPORTER_KEYS = ("reported_by", "contact")
 #: Fields the anonymous public may not set (see :func:`_check_public_report`).
 _STAFF_FIELDS = ("reported_at", "complex")
 #: ``workflow.act`` arguments a request body must not set (the server's clock, the actor...).
@@ -66,9 +64,7 @@ def file() -> tuple[Response, int, dict[str, str]]:
         actor,
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
-    answer = result.as_dict(session, actor)
-    if is_public(actor):
-        answer["incident"] = without_reporter(answer["incident"])
+    answer = result.as_dict(session, actor, with_reporter=not is_public(actor))
     location = url_for("incidents.show", incident_id=result.incident.id)
     return jsonify(answer), 201 if result.created else 200, {"Location": location}
 
@@ -90,10 +86,7 @@ def index() -> Response:
     now = datetime.now(SHANGHAI)
     found = library.list_incidents(session, actor, **filters, limit=limit, offset=offset, now=now)
     return jsonify(
-        incidents=[
-            without_reporter(library.incident_as_dict(session, incident, actor, now=now))
-            for incident in found
-        ],
+        incidents=library.incidents_as_dicts(session, found, actor, now=now),
         total=library.count_incidents(session, actor, **filters, now=now),
         limit=limit,
         offset=offset,
@@ -209,11 +202,6 @@ def json_body(*, optional: bool = False) -> Any:
         raise InputError("the body is not UTF-8 text", field="body") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"the body is not valid JSON: {exc}", field="body") from None
-
-
-def without_reporter(body: dict[str, Any]) -> dict[str, Any]:
-    """An incident's JSON without who reported it and how to reach them."""
-    return {key: value for key, value in body.items() if key not in REPORTER_KEYS}
 
 
 def query_text(name: str) -> str | None:
