@@ -363,6 +363,9 @@ def _token_hash(secret: str) -> str:
 
 
 def _touch(session: Session, token: ApiToken, now: datetime) -> None:
+    # The row was just read: a fresh stamp needs no round trip at all (the API's hot path).
+    if token.last_used_at is not None and token.last_used_at >= now - LAST_USED_RESOLUTION:
+        return
     # Best effort: a row another request is updating right now is skipped, not waited for.
     stale = (
         select(ApiToken.id)
