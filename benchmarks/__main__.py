@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import api, geocode, imports, locate, optimiser, report
+from benchmarks import api, coverage, geocode, imports, locate, optimiser, report
 
 BENCHMARKS = {
     "import": imports.run,
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "report": report.run,
     "api": api.run,
     "optimiser": optimiser.run,
+    "coverage": coverage.run,
 }
 
 

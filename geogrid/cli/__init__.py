@@ -11,6 +11,7 @@ from geogrid.cli import (  # noqa: F401  (registers)
     assignments,
     boundaries,
     calendar,
+    coverage,
     demo,
     geocoding,
     incidents,
