@@ -38,7 +38,7 @@ from geogrid.actors import DEPARTMENT, RESIDENT, SYSTEM_ACTOR, UNSCOPED_ROLES, A
 from geogrid.errors import InputError
 from geogrid.models import ESCALATION_LEVELS, Incident, IncidentBreach, IncidentCategory
 from geogrid.settings import Settings
-from geogrid.workdays import SHANGHAI, WorkCalendar, load_calendar
+from geogrid.workdays import SHANGHAI, WorkCalendar, load_calendar, moment_or_now
 
 #: Incidents locked and escalated per round trip.
 _BATCH = 500
@@ -89,7 +89,7 @@ def escalate_overdue(
     calendar: WorkCalendar | None = None,
 ) -> EscalationRun:
     """Escalate every deadline missed by ``now`` that has not been escalated yet."""
-    run = EscalationRun(at=_moment(now))
+    run = EscalationRun(at=moment_or_now(now))
     calendar = calendar or load_calendar(session)
     # Held for the whole run: the session's identity map keeps only what is referenced,
     # and every escalation reads its category's acceptance time.
@@ -250,7 +250,7 @@ def overdue_incidents(
     """The incidents overdue at ``now`` that ``actor`` answers for, longest waiting first."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LISTED:
         raise InputError(f"limit must be 1-{MAX_LISTED}, not {limit!r}", field="limit")
-    moment = _moment(now)
+    moment = moment_or_now(now)
     calendar = calendar or load_calendar(session)
     query = (
         select(Incident)
@@ -279,11 +279,3 @@ def _answers_for(actor: Actor) -> ColumnElement[bool]:
         return false()
     mine = or_(Incident.department == actor.department, Incident.assignee == actor.department)
     return and_(mine, scoped) if actor.scope else mine
-
-
-def _moment(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(SHANGHAI)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise InputError("the time needs a time zone (e.g. +08:00)", field="now")
-    return now

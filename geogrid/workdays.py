@@ -291,6 +291,15 @@ def unset_override(session: Session, day: date) -> CalendarOverride | None:
     return override
 
 
+def moment_or_now(now: datetime | None, *, field: str = "now") -> datetime:
+    """``now`` checked to be time-zone aware, or the present moment in Shanghai when None."""
+    if now is None:
+        return datetime.now(SHANGHAI)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InputError("the time needs a time zone (e.g. +08:00)", field=field)
+    return now
+
+
 def today() -> date:
     """Today's date in Shanghai."""
     return datetime.now(SHANGHAI).date()

@@ -78,7 +78,7 @@ from geogrid.errors import (
 )
 from geogrid.models import ESCALATION_LEVELS, Incident
 from geogrid.settings import Settings
-from geogrid.workdays import SHANGHAI, WorkCalendar
+from geogrid.workdays import WorkCalendar, moment_or_now
 
 #: An extension asks for 1 to this many working days.
 MAX_EXTENSION_DAYS = 10
@@ -198,7 +198,7 @@ def act_on(
 ) -> Incident:
     """:func:`act` on an incident the caller has already locked (see :func:`lock`)."""
     transition = transition_of(action)
-    moment = _moment(now)
+    moment = moment_or_now(now)
     if incident.state not in transition.from_states:
         allowed = actions_from(incident.state)
         raise IllegalTransition(
@@ -392,11 +392,3 @@ _NEEDS = {
     "days": "the number of working days",
     "satisfied": "satisfied true or false",
 }
-
-
-def _moment(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(SHANGHAI)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise InputError("the time needs a time zone (e.g. +08:00)", field="now")
-    return now

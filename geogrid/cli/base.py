@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import click
@@ -17,9 +18,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from geogrid import db
-from geogrid.errors import GeogridError
+from geogrid.errors import GeogridError, InputError
 from geogrid.settings import Settings, unknown_variables
 from geogrid.validate import ValidationRules
+from geogrid.workdays import SHANGHAI
 
 CRS_HELP = "coordinate type: wgs84, cgcs2000, gcj02, bd09 or EPSG:n"
 
@@ -109,6 +111,19 @@ def main(ctx: click.Context) -> None:
 
 def user_name(value: str | None) -> str:
     return value or getpass.getuser()
+
+
+def parse_moment(value: str | None, field: str) -> datetime | None:
+    """A date or date-time from the command line (None stays None); Shanghai unless it says."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            f"not a date or date-time (YYYY-MM-DD[THH:MM[+08:00]]): {value!r}", field=field
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=SHANGHAI)
 
 
 def issue_line(issue: dict[str, Any]) -> str:

@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 import click
 
-from geogrid.cli.base import CRS_HELP, Context, pass_context
+from geogrid.cli.base import CRS_HELP, Context, parse_moment, pass_context
 from geogrid.cli.incidents import actor_options, incidents_group, make_actor
-from geogrid.errors import InputError
 from geogrid.models import CHANNELS, INCIDENT_STATES
-from geogrid.workdays import SHANGHAI
 
 _DRY_RUN = "dry run: nothing was written (add --commit to {})"
 
 
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
-def _moment(value: str | None, field: str) -> datetime | None:
-    """A date or date-time from the command line; without an offset it is Shanghai time."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(
-            f"not a date or date-time (YYYY-MM-DD[THH:MM[+08:00]]): {value!r}", field=field
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=SHANGHAI)
 
 
 def _short(text: str | None) -> str:
@@ -78,7 +62,7 @@ def file_command(
     from geogrid.intake import file_incident
 
     actor = make_actor(user, role, scope)
-    moment = _moment(reported_at, "reported_at")
+    moment = parse_moment(reported_at, "reported_at")
     data = {name: value for name, value in fields.items() if value not in (None, "")}
     data.update(photos=list(photos), complex=complex_)
     if moment is not None:
@@ -212,7 +196,9 @@ def list_command(
 
     actor = make_actor(user, role, scope)
     filters.update(
-        state=list(states) or None, since=_moment(since, "since"), until=_moment(until, "until")
+        state=list(states) or None,
+        since=parse_moment(since, "since"),
+        until=parse_moment(until, "until"),
     )
     with context.session(commit=False) as session:
         page = list_incidents(session, actor, **filters)

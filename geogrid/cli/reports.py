@@ -8,9 +8,8 @@ from datetime import datetime
 import click
 
 from geogrid.attribution import ATTRIBUTIONS
-from geogrid.cli.base import Context, main, pass_context
+from geogrid.cli.base import Context, main, parse_moment, pass_context
 from geogrid.cli.incidents import actor_options, make_actor
-from geogrid.errors import InputError
 from geogrid.periods import PERIOD_KINDS, Period, last_complete
 from geogrid.reports import Report, build_report
 from geogrid.sheets import LANGUAGES, title, write_report_csv, write_report_xlsx
@@ -63,7 +62,7 @@ def report_command(
     """Received, on time, overdue, working days, satisfaction and rank, per unit of a level."""
     if xlsx_path and csv_path:
         raise click.UsageError("write either --xlsx or --csv, not both")
-    now = _moment(as_of) if as_of else datetime.now(SHANGHAI)
+    now = parse_moment(as_of, "as_of") if as_of else datetime.now(SHANGHAI)
     chosen = Period.parse(kind, period) if period else last_complete(kind, now)
     settings = context.settings
     with context.session(commit=False) as session:
@@ -89,14 +88,6 @@ def report_command(
     if written:
         click.echo(f"wrote {len(report.table)} units to {written}")
     _print_ranking(report, top)
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"not a date-time (YYYY-MM-DDTHH:MM): {text!r}", field="as_of") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
 
 
 def _print_ranking(report: Report, top: int) -> None:

@@ -9,10 +9,9 @@ from typing import Any
 
 import click
 
-from geogrid.cli.base import CRS_HELP, Context, pass_context, user_name
+from geogrid.cli.base import CRS_HELP, Context, parse_moment, pass_context, user_name
 from geogrid.cli.incidents import actor_options, make_actor
 from geogrid.cli.patrols import patrols_group
-from geogrid.errors import InputError
 from geogrid.models import LEAD_STATUSES
 from geogrid.workdays import SHANGHAI
 
@@ -21,19 +20,6 @@ _DRY_RUN = "dry run: nothing was written (add --commit to {})"
 
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
-def _moment(value: str | None, field: str) -> datetime:
-    """A date-time from the command line (default now); without an offset it is Shanghai."""
-    if value is None:
-        return datetime.now(SHANGHAI)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(
-            f"not a date-time (YYYY-MM-DDTHH:MM[:SS][+08:00]): {value!r}", field=field
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=SHANGHAI)
 
 
 def _local(moment: datetime | None) -> str:
@@ -190,7 +176,7 @@ def checkin_command(context: Context, at: str | None, as_json: bool, commit: boo
     from geogrid.leads import checkin, checkin_as_dict
 
     with context.session(commit=commit) as session:
-        result = checkin(session, context.settings, at=_moment(at, "at"), **given)
+        result = checkin(session, context.settings, at=_moment_or_now(at, "at"), **given)
         answer = {**checkin_as_dict(result.checkin), "created": result.created}
     answer.update(warnings=result.warnings, dry_run=not commit)
     if as_json:
@@ -215,7 +201,7 @@ def lead_command(context: Context, at: str | None, as_json: bool, commit: bool, 
     from geogrid.leads import file_lead, lead_as_dict
 
     with context.session(commit=commit) as session:
-        result = file_lead(session, context.settings, at=_moment(at, "at"), **given)
+        result = file_lead(session, context.settings, at=_moment_or_now(at, "at"), **given)
         answer = {**lead_as_dict(result.lead), "created": result.created}
     answer.update(warnings=result.warnings, dry_run=not commit)
     if as_json:
@@ -287,3 +273,7 @@ def decide_lead_command(
     click.echo(f"{verb} {lead_id}: {lead['status']}, reward {reward} (by {actor.name})")
     if not commit:
         click.echo(_DRY_RUN.format("decide"))
+
+
+def _moment_or_now(value: str | None, field: str) -> datetime:
+    return parse_moment(value, field) or datetime.now(SHANGHAI)

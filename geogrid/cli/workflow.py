@@ -8,25 +8,13 @@ from datetime import datetime
 import click
 
 from geogrid import escalation, incidents, workflow
-from geogrid.cli.base import Context, pass_context
+from geogrid.cli.base import Context, parse_moment, pass_context
 from geogrid.cli.incidents import actor_options, incidents_group, make_actor
-from geogrid.errors import InputError
 from geogrid.models import Incident
 from geogrid.sla import DEADLINES, Overdue
 from geogrid.workdays import SHANGHAI
 
 _TIME = "%Y-%m-%d %H:%M"
-
-
-def _moment(value: str | None, field: str = "now") -> datetime | None:
-    """An ISO date-time from the command line, Asia/Shanghai unless it says otherwise."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"not a date-time (YYYY-MM-DDTHH:MM): {value!r}", field=field) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=SHANGHAI)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -99,7 +87,7 @@ def incidents_act(
             transition.name,
             actor,
             note=note,
-            now=_moment(now_text),
+            now=parse_moment(now_text, "now"),
             **params,
         )
         lines = _act_lines(incident)
@@ -163,7 +151,9 @@ def incidents_events(
 def incidents_escalate_overdue(context: Context, now_text: str | None, commit: bool) -> None:
     """Escalate every missed deadline one level (吹哨), once per breach; safe to run often."""
     with context.session(commit=commit) as session:
-        run = escalation.escalate_overdue(session, context.settings, now=_moment(now_text))
+        run = escalation.escalate_overdue(
+            session, context.settings, now=parse_moment(now_text, "now")
+        )
     verb = "escalated" if commit else "would escalate"
     for item in run.escalated:
         click.echo(
@@ -193,7 +183,9 @@ def incidents_overdue(
     """List the incidents past a deadline now, with how many working hours late."""
     actor = make_actor(user, role, scope)
     with context.session(commit=False) as session:
-        rows = escalation.overdue_incidents(session, actor, now=_moment(now_text), limit=limit)
+        rows = escalation.overdue_incidents(
+            session, actor, now=parse_moment(now_text, "now"), limit=limit
+        )
         listed = [_overdue_row(incident, status) for incident, status in rows]
     if as_json:
         click.echo(json.dumps(listed, ensure_ascii=False, indent=2))
