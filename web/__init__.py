@@ -53,14 +53,27 @@ def create_app(
     if not VENDOR_ROOT.is_dir():
         log.warning("%s is missing: maps will not load; run scripts/setup", VENDOR_ROOT)
 
-    from web import api, auth, db, errors, health, i18n, incidents, maps, open311, reports, vendor
+    from web import (
+        api,
+        auth,
+        db,
+        errors,
+        health,
+        i18n,
+        incidents,
+        maps,
+        open311,
+        patrols,
+        reports,
+        vendor,
+    )
 
     db.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
     app.after_request(_security_headers)
-    for module in (maps, api, incidents, open311, reports, health, vendor):
+    for module in (maps, api, incidents, patrols, open311, reports, health, vendor):
         app.register_blueprint(module.bp)
     app.add_url_rule("/", endpoint="index", view_func=maps.index)
     return app
