@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import api, coverage, geocode, imports, locate, optimiser, report
+from benchmarks import api, coverage, geocode, imports, incidents, locate, optimiser, report
 
 BENCHMARKS = {
     "import": imports.run,
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "locate": locate.run,
     "report": report.run,
     "api": api.run,
+    "incidents": incidents.run,
     "optimiser": optimiser.run,
     "coverage": coverage.run,
 }

@@ -14,6 +14,7 @@ from geogrid.cli import (  # noqa: F401  (registers)
     coverage,
     demo,
     geocoding,
+    incident_import,
     incidents,
     intake,
     optimiser,

@@ -25,10 +25,31 @@ def demo_group() -> None:
 @click.option("--city", help="a city code: 3707 builds all of Weifang (~15,000 grids)")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--if-empty", is_flag=True, help="do nothing when a generation is already active")
+@click.option(
+    "--incidents/--no-incidents",
+    default=True,
+    show_default=True,
+    help="also a year of incidents (小红哨), with their workflow and events",
+)
+@click.option("--incidents-per-year", type=click.IntRange(min=0), help="default: 15 per grid")
+@click.option(
+    "--patrols/--no-patrols",
+    default=True,
+    show_default=True,
+    help="also the 平安联盟: stations, teams, members, assignments, a week of tracks, leads",
+)
 @click.option("--commit", is_flag=True, help="load and activate it; without it nothing is changed")
 @pass_context
 def demo_build(
-    context: Context, county: str | None, city: str | None, seed: int, if_empty: bool, commit: bool
+    context: Context,
+    county: str | None,
+    city: str | None,
+    seed: int,
+    if_empty: bool,
+    incidents: bool,
+    incidents_per_year: int | None,
+    patrols: bool,
+    commit: bool,
 ) -> None:
     """Generate the demo city inside the real district outlines, load and activate it."""
     from geogrid.demo_load import build_and_load
@@ -47,11 +68,31 @@ def demo_build(
             seed=seed,
             created_by=user_name(None),
             progress=True,
+            incidents=incidents,
+            incidents_per_year=incidents_per_year,
+            patrols=patrols,
         )
         for line in result.lines():
             click.echo(line)
         if not commit:
             click.echo("dry run: nothing was written (add --commit to load it)")
+
+
+@demo_group.command("incidents")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--per-year", type=click.IntRange(min=0), help="default: 15 per grid")
+@click.option("--commit", is_flag=True, help="write them; without it nothing is changed")
+@pass_context
+def demo_incidents(context: Context, seed: int, per_year: int | None, commit: bool) -> None:
+    """Add a year of demo incidents to the current generation (again: nothing new)."""
+    from geogrid.demo_incidents import load_demo_incidents
+
+    with context.session(commit=commit) as session:
+        result = load_demo_incidents(session, context.settings, seed=seed, count=per_year)
+    for line in result.lines():
+        click.echo(line)
+    if not commit:
+        click.echo("dry run: nothing was written (add --commit to write them)")
 
 
 @main.command("serve")
