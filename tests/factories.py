@@ -178,3 +178,12 @@ def add_incident(session, *, grid_code: str | None, reported_at, **fields):
     session.add(incident)
     session.flush()
     return incident
+
+
+def load_tiny_city_by_cli(invoke, folder: Path) -> None:
+    """Import every level of the tiny city and activate it through ``geogrid`` (make_cli)."""
+    for level in ("county", "township", "community", "grid"):
+        path = str(level_file(folder, level))
+        invoke("boundaries", "import", path, "--level", level, "--name-field", "name",
+               "--crs", "cgcs2000", "--commit")  # fmt: skip
+    invoke("generations", "activate", "1", "--user", "planner", "--commit")

@@ -316,22 +316,11 @@ def test_a_grid_two_stations_answer_for_names_both(city):
 
 @pytest.fixture(scope="module")
 def cli(make_cli, tmp_path_factory):
-    from tests.factories import level_file
+    from tests.factories import load_tiny_city_by_cli
 
     invoke = make_cli()
     folder = tmp_path_factory.mktemp("city")
-    for level in ("county", "township", "community", "grid"):
-        invoke(
-            "boundaries",
-            "import",
-            str(level_file(folder, level)),
-            "--level",
-            level,
-            "--crs",
-            "cgcs2000",
-            "--commit",
-        )
-    invoke("generations", "activate", "1", "--commit")
+    load_tiny_city_by_cli(invoke, folder)
     invoke(
         "patrols",
         "add-station",

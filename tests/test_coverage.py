@@ -425,21 +425,10 @@ def _postgis_share(session, row, srid: int) -> float:
 
 
 def test_the_command_line(make_cli, tmp_path):
-    from tests.factories import level_file
+    from tests.factories import load_tiny_city_by_cli
 
     run = make_cli()
-    for level in ("county", "township", "community", "grid"):
-        run(
-            "boundaries",
-            "import",
-            str(level_file(tmp_path, level)),
-            "--level",
-            level,
-            "--crs",
-            "cgcs2000",
-            "--commit",
-        )
-    run("generations", "activate", "1", "--commit")
+    load_tiny_city_by_cli(run, tmp_path)
     run(
         "patrols",
         "add-station",

@@ -131,13 +131,10 @@ def test_the_result_is_json_ready_and_printable(city, settings):
 
 
 def test_gaps_from_the_command_line(make_cli, tmp_path):
-    from tests.factories import level_file
+    from tests.factories import load_tiny_city_by_cli
 
     run = make_cli()
-    for level in ("county", "township", "community", "grid"):
-        path = str(level_file(tmp_path, level))
-        run("boundaries", "import", path, "--level", level, "--crs", "cgcs2000", "--commit")
-    run("generations", "activate", "1", "--commit")
+    load_tiny_city_by_cli(run, tmp_path)
     grids = ",".join([G1, G2])
     station = ("--at", "119.01", "36.71", "--crs", "cgcs2000", "--grids", grids, "--commit")
     run("patrols", "add-station", "S1", "--name", "东关派出所", *station)

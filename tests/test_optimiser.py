@@ -378,22 +378,11 @@ def test_a_station_without_teams_or_grids_is_an_input_error(station):
 
 @pytest.fixture(scope="module")
 def cli(make_cli, tmp_path_factory):
-    from tests.factories import level_file
+    from tests.factories import load_tiny_city_by_cli
 
     invoke = make_cli()
     folder = tmp_path_factory.mktemp("city")
-    for level in ("county", "township", "community", "grid"):
-        invoke(
-            "boundaries",
-            "import",
-            str(level_file(folder, level)),
-            "--level",
-            level,
-            "--crs",
-            "cgcs2000",
-            "--commit",
-        )
-    invoke("generations", "activate", "1", "--commit")
+    load_tiny_city_by_cli(invoke, folder)
     invoke(
         "patrols",
         "add-station",

@@ -21,7 +21,7 @@ from geogrid.tracks import (
     track_digest,
     tracks_frame,
 )
-from tests.factories import level_file, load_tiny_city
+from tests.factories import load_tiny_city, load_tiny_city_by_cli
 from tests.patrol_factories import add_member, add_station, add_team
 
 #: 2026-03-02 08:00 Shanghai time.
@@ -371,21 +371,7 @@ def cli_city(make_cli, tmp_path_factory):
     """A fresh database with the tiny city active, a station and a team, through the CLI."""
     run = make_cli()
     folder = tmp_path_factory.mktemp("city")
-    for level in ("county", "township", "community", "grid"):
-        path = level_file(folder, level)
-        run(
-            "boundaries",
-            "import",
-            str(path),
-            "--level",
-            level,
-            "--name-field",
-            "name",
-            "--crs",
-            "wgs84",
-            "--commit",
-        )
-    run("generations", "activate", "1", "--user", "planner", "--commit")
+    load_tiny_city_by_cli(run, folder)
     run(
         "patrols",
         "add-station",

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from factories import level_file, load_tiny_city
+from factories import load_tiny_city, load_tiny_city_by_cli
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -297,11 +297,7 @@ def cli(make_cli, tmp_path_factory):
     """``geogrid`` on a database of this module's own, with the tiny city active."""
     invoke = make_cli()
     folder = tmp_path_factory.mktemp("city")
-    for level in ("county", "township", "community", "grid"):
-        path = str(level_file(folder, level))
-        invoke("boundaries", "import", path, "--level", level, "--name-field", "name",
-               "--crs", "cgcs2000", "--commit")  # fmt: skip
-    invoke("generations", "activate", "1", "--commit")
+    load_tiny_city_by_cli(invoke, folder)
     return invoke
 
 
