@@ -61,7 +61,7 @@ from geogrid.incident_rows import KEY_PREFIX, FieldMap, RowProblem, Rows, parse_
 from geogrid.models import IncidentCategory
 from geogrid.pointindex import OUTSIDE, STATUS_NAMES, GridIndex
 from geogrid.settings import Settings
-from geogrid.workdays import SHANGHAI, WorkCalendar, load_calendar
+from geogrid.workdays import WorkCalendar, load_calendar, moment_or_now
 
 __all__ = ["FieldMap", "ImportResult", "RowProblem", "import_incidents"]
 
@@ -137,7 +137,7 @@ def import_incidents(
     max_problems: int = MAX_PROBLEMS,
 ) -> ImportResult:
     """Import every row of a CSV/XLSX of incidents, or none when any row has a problem."""
-    path, now = Path(path), _moment(now)
+    path, now = Path(path), moment_or_now(now)
     clock = _Clock()
     generation = resolve_generation(session, None)
     categories = {c.code: c for c in session.scalars(select(IncidentCategory))}
@@ -384,11 +384,3 @@ class _Clock:
         now = time.perf_counter()
         result.seconds[phase] = result.seconds.get(phase, 0.0) + now - self.last
         self.last = now
-
-
-def _moment(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(SHANGHAI)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise InputError("the time needs a time zone (e.g. +08:00)", field="now")
-    return now

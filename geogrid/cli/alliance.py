@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import click
 
 from geogrid import alliance, alliance_import, alliance_rows, stations
-from geogrid.cli.base import CRS_HELP, Context, pass_context
+from geogrid.cli.base import CRS_HELP, Context, echo_json, pass_context
 from geogrid.cli.patrols import patrols_group
 from geogrid.crs import parse_coord_type
 from geogrid.models import ORGANISATION_TYPES
@@ -34,7 +33,7 @@ def dry_run(what: str) -> None:
 
 def print_json(rows: list[Any]) -> None:
     """Records (with ``as_dict``) as a JSON array, Chinese left readable."""
-    click.echo(json.dumps([row.as_dict() for row in rows], ensure_ascii=False, indent=2))
+    echo_json([row.as_dict() for row in rows])
 
 
 def print_table(rows: list[list[Any]], empty: str) -> None:
@@ -174,7 +173,7 @@ def _template_help(what: str) -> str:
 
 def _report(result: alliance_import.AllianceImport, commit: bool, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+        echo_json(result.as_dict())
     elif result.blocked:
         click.echo(
             f"{result.path.name}: {result.read} rows read; {len(result.problems)} "

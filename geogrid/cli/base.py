@@ -8,6 +8,7 @@ unless given ``--commit``; the command owns the transaction.
 from __future__ import annotations
 
 import getpass
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -111,6 +112,11 @@ def main(ctx: click.Context) -> None:
 
 def user_name(value: str | None) -> str:
     return value or getpass.getuser()
+
+
+def echo_json(data: Any) -> None:
+    """Print data as indented JSON, Chinese as it is (not \\u escapes)."""
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def parse_moment(value: str | None, field: str) -> datetime | None:

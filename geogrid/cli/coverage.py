@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
 import pandas as pd
 
 from geogrid import coverage, gaps
-from geogrid.cli.base import Context, pass_context
+from geogrid.cli.base import Context, echo_json, pass_context
 from geogrid.cli.patrols import patrols_group
 from geogrid.coverage_dosage import DosageTarget
 from geogrid.filewriters import write_table
@@ -102,7 +100,7 @@ def coverage_command(
         write_table(_visible(result.teams), teams)
         click.echo(f"wrote {len(table)} grid-shifts to {csv_path} and teams to {teams}")
     elif as_json:
-        _echo_json(result.as_dict())
+        echo_json(result.as_dict())
     else:
         for line in result.lines():
             click.echo(line)
@@ -175,7 +173,7 @@ def gaps_command(
         write_table(_visible(result.gaps), csv_path)
         click.echo(f"wrote {len(result.gaps)} gaps to {csv_path}")
     elif as_json:
-        _echo_json(result.as_dict())
+        echo_json(result.as_dict())
     else:
         for line in result.lines():
             click.echo(line)
@@ -214,7 +212,3 @@ def _print(frame: pd.DataFrame, columns: list[str], empty: str, limit: int = 100
         click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
     if len(frame) > limit:
         click.echo(f"... and {len(frame) - limit} more (--csv PATH writes them all)")
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))

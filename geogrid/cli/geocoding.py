@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -10,6 +9,7 @@ import click
 from geogrid.cli.base import (
     CRS_HELP,
     Context,
+    echo_json,
     main,
     pass_context,
 )
@@ -42,7 +42,7 @@ def locate_command(
             session, context.settings, lon, lat, crs, level=level, generation=generation
         )
     if as_json:
-        click.echo(json.dumps(location.as_dict(), ensure_ascii=False, indent=2))
+        echo_json(location.as_dict())
         return
     click.echo(
         f"{location.status}: {location.grid_code or '-'} "

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
-from geogrid.cli.base import CRS_HELP, Context, parse_moment, pass_context
+from geogrid.cli.base import CRS_HELP, Context, echo_json, parse_moment, pass_context
 from geogrid.cli.incidents import actor_options, incidents_group, make_actor
 from geogrid.models import CHANNELS, INCIDENT_STATES
 
 _DRY_RUN = "dry run: nothing was written (add --commit to {})"
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def _short(text: str | None) -> str:
@@ -76,7 +71,7 @@ def file_command(
         answer["incident"]["id"] = None  # the number of a rolled-back row means nothing
     answer["dry_run"] = not commit
     if as_json:
-        _echo_json(answer)
+        echo_json(answer)
         return
     _print_filed(answer, commit)
 
@@ -134,7 +129,7 @@ def show_command(
         incident = get_incident(session, incident_id, actor)
         body = incident_as_dict(session, incident, actor, with_events=True)
     if as_json:
-        _echo_json(body)
+        echo_json(body)
         return
     click.echo(
         f"incident {body['id']}: {body['category']} ({body['category_name']}), {body['state']}"
@@ -206,7 +201,7 @@ def list_command(
         paging = {k: filters.pop(k) for k in ("limit", "offset")}
         total = count_incidents(session, actor, **filters)
     if as_json:
-        _echo_json({"total": total, **paging, "incidents": rows})
+        echo_json({"total": total, **paging, "incidents": rows})
         return
     for row in rows:
         late = "OVERDUE" if row["accept_overdue"] or row["resolve_overdue"] else ""
@@ -234,7 +229,7 @@ def categories_command(context: Context, include_retired: bool, as_json: bool) -
             for c in list_categories(session, include_retired)
         ]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     click.echo("code              accept resolve complex weight  department  name")
     for row in rows:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import click
 
 from geogrid import optimiser
 from geogrid.cli.alliance import COMMIT_HELP, DATE, day_of, dry_run
-from geogrid.cli.base import Context, pass_context, user_name
+from geogrid.cli.base import Context, echo_json, pass_context, user_name
 from geogrid.cli.patrols import patrols_group
 from geogrid.shifts import parse_clock, parse_weekdays
 
@@ -94,7 +93,7 @@ def assign(
     if as_json:
         body = proposal.as_dict()
         body["applied"] = applied.as_dict() if applied else None
-        click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        echo_json(body)
         return
     _print(proposal)
     if applied is not None:

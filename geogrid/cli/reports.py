@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import click
 
 from geogrid.attribution import ATTRIBUTIONS
-from geogrid.cli.base import Context, main, parse_moment, pass_context
+from geogrid.cli.base import Context, echo_json, main, parse_moment, pass_context
 from geogrid.cli.incidents import actor_options, make_actor
 from geogrid.periods import PERIOD_KINDS, Period, last_complete
 from geogrid.reports import Report, build_report
@@ -82,7 +81,7 @@ def report_command(
     elif csv_path:
         write_report_csv(report, csv_path, language=language)
     if as_json:
-        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        echo_json(report.as_dict())
         return
     written = xlsx_path or csv_path
     if written:

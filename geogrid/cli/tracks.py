@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from geogrid.cli.base import CRS_HELP, Context, parse_moment, pass_context, user_name
+from geogrid.cli.base import CRS_HELP, Context, echo_json, parse_moment, pass_context, user_name
 from geogrid.cli.incidents import actor_options, make_actor
 from geogrid.cli.patrols import patrols_group
 from geogrid.models import LEAD_STATUSES
 from geogrid.workdays import SHANGHAI
 
 _DRY_RUN = "dry run: nothing was written (add --commit to {})"
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def _local(moment: datetime | None) -> str:
@@ -79,7 +74,7 @@ def upload_track_command(
             )
             answers.append((fixes.name, result.as_dict(), result.quality.lines()))
     if as_json:
-        _echo_json({"dry_run": not commit, "uploads": [answer for _, answer, _ in answers]})
+        echo_json({"dry_run": not commit, "uploads": [answer for _, answer, _ in answers]})
         return
     for name, answer, lines in answers:
         _print_upload(name, answer, lines, commit)
@@ -126,7 +121,7 @@ def tracks_command(
         rows = list_tracks(session, day=day.date(), station_code=station_code, team_ids=teams)
         answer = [{**track_as_dict(track), "quality": track.quality} for track in rows]
     if as_json:
-        _echo_json(answer)
+        echo_json(answer)
         return
     click.echo(f"{len(answer)} tracks on {day.date().isoformat()}")
     for track in answer:
@@ -180,7 +175,7 @@ def checkin_command(context: Context, at: str | None, as_json: bool, commit: boo
         answer = {**checkin_as_dict(result.checkin), "created": result.created}
     answer.update(warnings=result.warnings, dry_run=not commit)
     if as_json:
-        _echo_json(answer)
+        echo_json(answer)
         return
     verb = "would record" if not commit else ("recorded" if result.created else "already had")
     click.echo(
@@ -205,7 +200,7 @@ def lead_command(context: Context, at: str | None, as_json: bool, commit: bool, 
         answer = {**lead_as_dict(result.lead), "created": result.created}
     answer.update(warnings=result.warnings, dry_run=not commit)
     if as_json:
-        _echo_json(answer)
+        echo_json(answer)
         return
     verb = "would file" if not commit else ("filed" if result.created else "already filed as")
     click.echo(
@@ -240,7 +235,7 @@ def leads_command(
     with context.session(commit=False) as session:
         answer = [lead_as_dict(lead) for lead in list_leads(session, actor, **filters)]
     if as_json:
-        _echo_json(answer)
+        echo_json(answer)
         return
     click.echo(f"{len(answer)} leads")
     for lead in answer:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime, timedelta
 
 import click
 
 from geogrid import users
-from geogrid.cli.base import Context, main, pass_context, user_name
+from geogrid.cli.base import Context, echo_json, main, pass_context, user_name
 from geogrid.errors import InputError
 from geogrid.models import USER_ROLES
 
@@ -109,7 +108,7 @@ def users_list(context: Context, as_json: bool) -> None:
         rows = [users.user_as_dict(user) for user in listed]
         locked = {user.name for user in listed if user.locked_until and user.locked_until > now}
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        echo_json(rows)
         return
     if not rows:
         click.echo("no users yet (add one with `geogrid users add NAME --role ... --commit`)")
@@ -223,7 +222,7 @@ def users_tokens(context: Context, name: str | None, as_json: bool) -> None:
             users.token_as_dict(token, user) for token, user in users.list_tokens(session, name)
         ]
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        echo_json(rows)
         return
     if not rows:
         click.echo("no API tokens")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import click
 
 from geogrid import escalation, incidents, workflow
-from geogrid.cli.base import Context, parse_moment, pass_context
+from geogrid.cli.base import Context, echo_json, parse_moment, pass_context
 from geogrid.cli.incidents import actor_options, incidents_group, make_actor
 from geogrid.models import Incident
 from geogrid.sla import DEADLINES, Overdue
@@ -134,7 +133,7 @@ def incidents_events(
             for event in incidents.events_of(session, incident_id)
         ]
     if as_json:
-        click.echo(json.dumps(events, ensure_ascii=False, indent=2))
+        echo_json(events)
         return
     for event in events:
         at = _local(datetime.fromisoformat(event["at"]))
@@ -188,7 +187,7 @@ def incidents_overdue(
         )
         listed = [_overdue_row(incident, status) for incident, status in rows]
     if as_json:
-        click.echo(json.dumps(listed, ensure_ascii=False, indent=2))
+        echo_json(listed)
         return
     for row in listed:
         late = ", ".join(
