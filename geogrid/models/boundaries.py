@@ -17,6 +17,7 @@ from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -158,6 +159,26 @@ class Lineage(Base):
     share_of_new: Mapped[float] = mapped_column(Float)
     #: The old area's households times ``share_of_old``, when households were known.
     households_moved: Mapped[float | None] = mapped_column(Float)
+
+
+class AreaNeighbour(Base):
+    """Two areas of one level that share a boundary (edge or corner) in a generation.
+
+    Binary contiguity, built once per generation and level by :mod:`geogrid.neighbours`
+    and read by the hotspot statistics, so no request pays for finding neighbours.
+    Each pair is stored both ways.
+    """
+
+    __tablename__ = "area_neighbour"
+
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generation.id", ondelete="CASCADE"), primary_key=True
+    )
+    level: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    neighbour_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: Whether the two share an edge (rook) rather than only a corner (queen).
+    shares_edge: Mapped[bool] = mapped_column(Boolean)
 
 
 class CalendarOverride(Base):

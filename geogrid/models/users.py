@@ -71,6 +71,9 @@ class AppUser(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     created_by: Mapped[str] = mapped_column(Text)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Raised to end every session of the user at once (logout everywhere, password change,
+    #: disabling); a web session remembers the value it was signed in with.
+    session_epoch: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class ApiToken(Base):
