@@ -6,9 +6,12 @@ The library never imports Flask; everything HTTP lives here.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import secrets
 from pathlib import Path
+from types import ModuleType
 
 from flask import Flask, Response
 from sqlalchemy.orm import Session, sessionmaker
@@ -61,10 +64,13 @@ def create_app(
         health,
         i18n,
         incidents,
+        login,
         maps,
+        nav,
         open311,
         patrols,
         reports,
+        security,
         vendor,
     )
 
@@ -72,11 +78,27 @@ def create_app(
     i18n.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
+    security.init_app(app)
+    nav.init_app(app)
     app.after_request(_security_headers)
-    for module in (maps, api, incidents, patrols, open311, reports, health, vendor):
+    for module in (login, maps, api, incidents, patrols, open311, reports, health, vendor):
         app.register_blueprint(module.bp)
-    app.add_url_rule("/", endpoint="index", view_func=maps.index)
+    for page_module in _page_modules():
+        app.register_blueprint(page_module.bp)
+    app.add_url_rule("/", endpoint="index", view_func=nav.home)
     return app
+
+
+#: The page areas, each a blueprint module of ``web`` (registered when present).
+PAGE_MODULES = ("dashboard", "incident_pages", "patrol_pages", "station_pages", "planner", "layers")
+
+
+def _page_modules() -> list[ModuleType]:
+    modules = []
+    for name in PAGE_MODULES:
+        if importlib.util.find_spec(f"web.{name}") is not None:
+            modules.append(importlib.import_module(f"web.{name}"))
+    return modules
 
 
 class GeogridState:

@@ -8,23 +8,28 @@ who may see what themselves.
   A wrong, revoked or expired token is a 401 with ``WWW-Authenticate``, never a silent
   fall back to the public. Checking a token writes its ``last_used_at``, so even a GET
   commits (``web/db.py`` commits every response under 400).
+- A signed-in web session (Flask-Login; ``web/login.py``): the session's user, as long as
+  the user is enabled and the session's epoch is the user's current one.
 - Nothing: the anonymous public, a resident called :data:`PUBLIC_NAME`. The public may
   file an incident (``POST /api/incidents``, Open311) and read Open311's public view,
   nothing else: every other endpoint asks for :func:`signed_in_actor`. The library lets a
   resident read and evaluate "their own" reports, which for the shared public actor
   would be everyone's anonymous reports, so those paths never see it.
 
-Issue 5's session logins will add a branch to :func:`_authenticate` (the user in the
-signed session cookie); callers keep calling :func:`current_actor`.
+Pages call :func:`page_actor`, which sends a visitor who is not signed in to the login
+page instead of answering 401.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, abort, g, redirect, request, url_for
+from flask_login import LoginManager, UserMixin, current_user
+from sqlalchemy import select
 
 from geogrid.actors import RESIDENT, Actor
 from geogrid.errors import Forbidden, Unauthenticated
-from geogrid.users import actor_for_token
+from geogrid.models import AppUser
+from geogrid.users import actor_for_token, actor_of
 from web.db import get_session
 
 #: The name every anonymous filing is recorded under (``incident.reported_by``).
@@ -34,9 +39,42 @@ PUBLIC = Actor(name=PUBLIC_NAME, role=RESIDENT)
 _API_PREFIXES = ("/api/", "/open311/")
 
 
+class SessionUser(UserMixin):
+    """A signed-in user as Flask-Login keeps it: the actor and the session's id."""
+
+    def __init__(self, user: AppUser) -> None:
+        self.actor = actor_of(user)
+        # The epoch in the id ends old sessions when the user's epoch is raised.
+        self.id = session_id(user)
+
+
+def session_id(user: AppUser) -> str:
+    """What the session cookie remembers of a user: row id and session epoch."""
+    return f"{user.id}.{user.session_epoch}"
+
+
 def init_app(app: Flask) -> None:
-    """Add the Bearer challenge to 401 answers of the API."""
+    """Set up session logins and add the Bearer challenge to 401 answers of the API."""
+    manager = LoginManager()
+    manager.user_loader(_load_user)
+    # Flask-Login's "strong" protection would drop sessions on a changed IP, which mobile
+    # patrol members' phones do all the time; the epoch does the ending instead.
+    manager.session_protection = "basic"
+    manager.init_app(app)
     app.after_request(_challenge)
+
+
+def page_actor(*roles: str) -> Actor:
+    """The signed-in actor of a page; the login page for visitors, 403 for other roles."""
+    actor = current_actor()
+    if is_public(actor):
+        abort(redirect(url_for("login.login", next=request.full_path.rstrip("?"))))
+    if roles and actor.role not in roles:
+        raise Forbidden(
+            f"this page is for: {', '.join(roles)}; you are signed in as a {actor.role}",
+            field="role",
+        )
+    return actor
 
 
 def current_actor() -> Actor:
@@ -82,6 +120,8 @@ def is_public(actor: Actor) -> bool:
 def _authenticate() -> Actor:
     header = request.headers.get("Authorization", "").strip()
     if not header:
+        if current_user.is_authenticated:
+            return current_user.actor
         return PUBLIC
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
@@ -100,6 +140,16 @@ def _token_actor(secret: str) -> Actor:
             field="token",
         )
     return actor
+
+
+def _load_user(user_id: str) -> SessionUser | None:
+    row_id, _, epoch = user_id.partition(".")
+    if not row_id.isdigit() or not epoch.isdigit():
+        return None
+    user = get_session().scalar(select(AppUser).where(AppUser.id == int(row_id)))
+    if user is None or user.disabled or user.session_epoch != int(epoch):
+        return None
+    return SessionUser(user)
 
 
 def _challenge(response: Response) -> Response:

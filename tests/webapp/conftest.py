@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -52,6 +53,51 @@ def auth_headers(db: Session, city: Generation) -> Callable[..., dict[str, str]]
         return {"Authorization": f"Bearer {secret}"}
 
     return make
+
+
+#: The password of every user made by ``login_as``.
+TEST_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def login_as(app: Flask, db: Session, city: Generation) -> Callable[..., FlaskClient]:
+    """A new test client signed in through the real login form as a new user.
+
+    ``login_as(role, *scope, name=None, department="")``; the client's ``csrf_token``
+    is the token its forms and scripted writes must send.
+    """
+    made: list[FlaskClient] = []
+
+    def make(role: str, *scope: str, name: str | None = None, department: str = "") -> FlaskClient:
+        name = name or f"{role.replace('_', '-')}-{len(made) + 1}"
+        add_user(
+            db,
+            name,
+            role,
+            scope=scope,
+            department=department,
+            password=TEST_PASSWORD,
+            created_by="tests",
+        )
+        client = app.test_client()
+        token = csrf_token_of(client, "/login")
+        response = client.post(
+            "/login", data={"name": name, "password": TEST_PASSWORD, "csrf_token": token}
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)
+        client.csrf_token = csrf_token_of(client, "/login")  # type: ignore[attr-defined]
+        made.append(client)
+        return client
+
+    return make
+
+
+def csrf_token_of(client: FlaskClient, path: str) -> str:
+    """The CSRF token a page gives this client (from ``<meta name="csrf-token">``)."""
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    assert found, f"{path} has no csrf-token meta tag"
+    return found.group(1)
 
 
 @pytest.fixture
