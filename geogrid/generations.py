@@ -32,6 +32,7 @@ from geogrid.codes import CodeScheme
 from geogrid.crs import metric_crs_for
 from geogrid.errors import Conflict, InputError, NotFound, ValidationFailed
 from geogrid.models import STORAGE_SRID, Area, Generation, Lineage
+from geogrid.neighbours import ensure_generation_neighbours
 from geogrid.shapes import frame_from_rows, wkb_column
 from geogrid.validate import ValidationReport, ValidationRules, validate_areas
 
@@ -261,6 +262,8 @@ def activate(
     draft.activated_at = now
     draft.activated_by = activated_by
     session.flush()
+    # Found now, so that no hotspot request pays for finding neighbours.
+    ensure_generation_neighbours(session, draft.id, scheme)
     # After a bulk change the planner's row estimates are stale until autovacuum gets
     # round to it; with them a code lookup scans every area of the generation (3 ms, not 0.3).
     session.execute(text("ANALYZE area"))
