@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import api, coverage, geocode, imports, incidents, locate, optimiser, report
+from benchmarks import (
+    api,
+    coverage,
+    geocode,
+    hotspots,
+    imports,
+    incidents,
+    locate,
+    optimiser,
+    report,
+)
 
 BENCHMARKS = {
     "import": imports.run,
@@ -15,6 +25,7 @@ BENCHMARKS = {
     "incidents": incidents.run,
     "optimiser": optimiser.run,
     "coverage": coverage.run,
+    "hotspots": hotspots.run,
 }
 
 
