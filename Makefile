@@ -5,7 +5,7 @@
 #   make test    setup (with Chromium) and the test suite without slow tests;
 #                extra pytest arguments: make test PYTEST_ARGS="-k codes -x"
 #   make bench   setup and the benchmarks
-#   make demo    setup, load the demo city once, serve the web app
+#   make demo    setup, load the demo city once, print demo logins, serve the web app
 #   make stop    stop the private PostgreSQL cluster
 #   make lint    ruff
 
@@ -32,6 +32,7 @@ bench: setup
 
 demo: setup
 	$(VENV)/geogrid demo build --commit --if-empty
+	$(VENV)/geogrid demo users --commit
 	$(VENV)/geogrid serve
 
 stop:

@@ -62,6 +62,23 @@ class Settings:
     workers: int = 2
     #: Folder holding ``.geogrid/`` (the private cluster); the repository by default.
     home: Path = field(default=PROJECT_ROOT)
+    #: Session cookies only over https, named ``__Host-``. Browsers keep such cookies on
+    #: http://127.0.0.1 and http://localhost too, so the demo works without https; turn it
+    #: off only to serve plain http on another address (a trusted network).
+    secure_cookies: bool = True
+    #: A signed-in session ends after this many minutes without a request ...
+    session_idle_minutes: int = 120
+    #: ... and this many hours after signing in, however busy (a working day).
+    session_hours: int = 12
+    #: Failed sign-ins one client address may make (``limits`` notation, ``;`` between).
+    login_rate_limit: str = "20 per 15 minutes"
+    #: Incidents the anonymous public may file from one address (JSON API and Open311).
+    filing_rate_limit: str = "20 per minute;200 per hour"
+    #: Where those counts live: ``memory://`` (each worker process its own) or a shared
+    #: store ``limits`` knows, such as ``redis://host:6379`` (needs the redis package).
+    rate_limit_storage: str = "memory://"
+    #: Reverse proxies in front of geogrid whose X-Forwarded-For and -Proto are believed.
+    trusted_proxies: int = 0
 
     def __post_init__(self) -> None:
         if self.language not in ("zh_CN", "en"):
@@ -80,6 +97,11 @@ class Settings:
             raise ConfigError("port must be 1-65535", field="GEOGRID_PORT")
         if self.workers < 1:
             raise ConfigError("workers must be at least 1", field="GEOGRID_WORKERS")
+        for name in ("session_idle_minutes", "session_hours"):
+            if getattr(self, name) < 1:
+                raise ConfigError("must be at least 1", field=PREFIX + name.upper())
+        if self.trusted_proxies < 0:
+            raise ConfigError("must not be negative", field="GEOGRID_TRUSTED_PROXIES")
         _ = self.scheme  # parse now so a bad scheme fails at start-up
         _ = self.households_range  # likewise
 
@@ -151,6 +173,17 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
             return int(raw)
         if kind == "Path":
             return Path(raw).resolve()
+        if kind == "bool":
+            return _boolean(raw)
     except ValueError:
         raise ConfigError(f"{raw!r} is not a {kind}", field=PREFIX + name.upper()) from None
     return raw
+
+
+def _boolean(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)

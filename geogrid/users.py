@@ -11,6 +11,10 @@ API tokens are random secrets with a recognisable prefix (``gg_…``). Only thei
 is stored; the secret is shown once when the token is issued. Users are disabled, never
 deleted, so the names in incident histories keep meaning someone.
 
+A web session remembers the user's *session epoch*; raising it ends every session of
+the user at their next request (:func:`end_sessions`, and a new password or disabling
+does it too), since signed cookies cannot be recalled one by one.
+
 Like every library module these functions flush and never commit. Note for callers of
 :func:`verify_password`: the failed-login count is written even when it raises, so the
 caller must commit on :class:`~geogrid.errors.Unauthenticated` too, or the limit is void.
@@ -115,10 +119,18 @@ def list_users(session: Session, *, include_disabled: bool = True) -> list[AppUs
 
 
 def disable_user(session: Session, name: str) -> AppUser:
-    """Stop a user from logging in or using any of their tokens."""
+    """Stop a user from logging in or using any of their tokens; ends their sessions."""
     user = get_user(session, name)
     user.disabled = True
-    session.flush()
+    # Otherwise enabling the user again would bring their old sessions back to life.
+    _raise_epoch(session, user)
+    return user
+
+
+def end_sessions(session: Session, name: str) -> AppUser:
+    """End every web session of a user (at each session's next request)."""
+    user = get_user(session, name)
+    _raise_epoch(session, user)
     return user
 
 
@@ -141,13 +153,22 @@ def set_scope(session: Session, name: str, scope: Iterable[str]) -> AppUser:
 
 
 def set_password(session: Session, name: str, password: str) -> AppUser:
-    """Give a user a new password (and lift a lock, since an administrator vouched)."""
+    """Give a user a new password (lifting a lock, since an administrator vouched).
+
+    Ends the user's sessions: whoever signed in with the old password must sign in again.
+    """
     user = get_user(session, name)
     user.password_hash = _hash_password(password, user.name)
     user.failed_logins = 0
     user.locked_until = None
-    session.flush()
+    _raise_epoch(session, user)
     return user
+
+
+def _raise_epoch(session: Session, user: AppUser) -> None:
+    # In SQL, so two raises at once both count; the attribute is reloaded when next read.
+    user.session_epoch = AppUser.session_epoch + 1
+    session.flush()
 
 
 def generate_password() -> str:

@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from types import ModuleType
 
-from flask import Flask, Response
+from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
 from geogrid.db import make_engine, make_sessionmaker
@@ -22,8 +22,6 @@ from geogrid.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Requests larger than this are refused (413) before a view reads them.
-MAX_CONTENT_LENGTH = 64 * 1024 * 1024
 #: The npm packages installed at set-up (``web/assets/package.json``).
 VENDOR_ROOT = Path(__file__).resolve().parent / "assets" / "node_modules"
 
@@ -39,9 +37,6 @@ def create_app(
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key or _ephemeral_secret(),
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
         VENDOR_ROOT=VENDOR_ROOT,
     )
     # Chinese names in JSON as they are, not as \u escapes.
@@ -69,6 +64,7 @@ def create_app(
         nav,
         open311,
         patrols,
+        ratelimits,
         reports,
         security,
         vendor,
@@ -78,9 +74,11 @@ def create_app(
     i18n.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
+    # Cookies, body size limits, CSRF and security headers (web/security.py), then the
+    # per-address limits, which may read a form only once its size is limited.
     security.init_app(app)
+    ratelimits.init_app(app)
     nav.init_app(app)
-    app.after_request(_security_headers)
     for module in (login, maps, api, incidents, patrols, open311, reports, health, vendor):
         app.register_blueprint(module.bp)
     for page_module in _page_modules():
@@ -90,7 +88,15 @@ def create_app(
 
 
 #: The page areas, each a blueprint module of ``web`` (registered when present).
-PAGE_MODULES = ("dashboard", "incident_pages", "patrol_pages", "station_pages", "planner", "layers")
+PAGE_MODULES = (
+    "dashboard",
+    "incident_pages",
+    "patrol_pages",
+    "station_pages",
+    "planner",
+    "layers",
+    "openapi",
+)
 
 
 def _page_modules() -> list[ModuleType]:
@@ -115,9 +121,3 @@ def _ephemeral_secret() -> str:
         "process restarts and differ between workers; set it in production"
     )
     return secrets.token_hex(32)
-
-
-def _security_headers(response: Response) -> Response:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-    return response

@@ -18,25 +18,55 @@ who may see what themselves.
 
 Pages call :func:`page_actor`, which sends a visitor who is not signed in to the login
 page instead of answering 401.
+
+How a web session is kept, and ended. Flask keeps the session in the cookie itself,
+signed with ``GEOGRID_SECRET_KEY`` and stamped with the time it was signed; the server
+stores nothing per session. So:
+
+- Signing in (:func:`start_session`) clears the session and writes a new one: whatever a
+  visitor's cookie held before, planted or not, is gone, and a cookie value from before
+  the sign-in stays a visitor's. A session names the user's row *and* its
+  ``session_epoch``.
+- A cookie value cannot be recalled on its own, so ending sessions raises the user's
+  epoch (:func:`geogrid.users.end_sessions`): every session of that user then fails at its
+  next request. Signing out does that, and so do a new password, disabling the user and
+  ``geogrid users logout NAME``. Signing out on one device therefore signs the user out
+  on all of them: the price of not keeping sessions on the server, and the only way a
+  copied cookie stops working at once.
+- Idle timeout: each request re-signs the cookie, and a cookie signed longer than
+  ``GEOGRID_SESSION_IDLE_MINUTES`` ago is refused (``PERMANENT_SESSION_LIFETIME``,
+  ``web/security.py``). Absolute limit: the session records when it signed in, and
+  :func:`_end_overdue_session` ends it ``GEOGRID_SESSION_HOURS`` later, however busy.
+  Both times are checked by the server on signed values, not left to the browser.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, abort, g, redirect, request, url_for
-from flask_login import LoginManager, UserMixin, current_user
+import hashlib
+import time
+
+from flask import Flask, Response, abort, current_app, g, redirect, request, session, url_for
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from sqlalchemy import select
 
 from geogrid.actors import RESIDENT, Actor
 from geogrid.errors import Forbidden, Unauthenticated
 from geogrid.models import AppUser
-from geogrid.users import actor_for_token, actor_of
+from geogrid.users import actor_for_token, actor_of, end_sessions
 from web.db import get_session
 
 #: The name every anonymous filing is recorded under (``incident.reported_by``).
 PUBLIC_NAME = "public"
 PUBLIC = Actor(name=PUBLIC_NAME, role=RESIDENT)
+#: Seconds a checked API token is trusted without asking the database (see _token_actor).
+TOKEN_TRUST_SECONDS = 5.0
+_TRUSTED_TOKENS_MAX = 10_000
+#: sha256 of a token's secret -> (trusted until, on the monotonic clock; its actor).
+_trusted_tokens: dict[str, tuple[float, Actor]] = {}
 #: Paths whose 401 answers carry a Bearer challenge.
 _API_PREFIXES = ("/api/", "/open311/")
+#: The session key holding when it signed in (seconds since the epoch).
+SIGNED_IN_AT = "signed_in_at"
 
 
 class SessionUser(UserMixin):
@@ -61,7 +91,25 @@ def init_app(app: Flask) -> None:
     # patrol members' phones do all the time; the epoch does the ending instead.
     manager.session_protection = "basic"
     manager.init_app(app)
+    app.before_request(_end_overdue_session)
     app.after_request(_challenge)
+
+
+def start_session(user: AppUser) -> None:
+    """Sign ``user`` in on a new session: nothing of the visitor's session carries over."""
+    session.clear()
+    login_user(SessionUser(user))
+    # Permanent: the cookie carries an expiry, renewed by each request (the idle timeout).
+    session.permanent = True
+    session[SIGNED_IN_AT] = int(time.time())
+
+
+def end_session() -> None:
+    """Sign out: end every session of the signed-in user and clear this one."""
+    if current_user.is_authenticated:
+        end_sessions(get_session(), current_user.actor.name)
+    logout_user()
+    session.clear()
 
 
 def page_actor(*roles: str) -> Actor:
@@ -132,6 +180,13 @@ def _authenticate() -> Actor:
 
 
 def _token_actor(secret: str) -> Actor:
+    # A token checked moments ago is trusted for TOKEN_TRUST_SECONDS (app config) without
+    # a database round trip: the map APIs answer a thousand requests a second. A revoked
+    # or expired token, or a disabled user's, is refused at most that long afterwards.
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    trusted = _trusted_tokens.get(digest)
+    if trusted is not None and trusted[0] > time.monotonic():
+        return trusted[1]
     actor = actor_for_token(get_session(), secret)
     if actor.name == PUBLIC_NAME:
         # A user called "public" would read and evaluate every anonymous report.
@@ -139,6 +194,11 @@ def _token_actor(secret: str) -> Actor:
             f"the user name {PUBLIC_NAME!r} is reserved for anonymous filing; rename the user",
             field="token",
         )
+    trust = float(current_app.config.get("TOKEN_TRUST_SECONDS", TOKEN_TRUST_SECONDS))
+    if trust > 0:
+        if len(_trusted_tokens) >= _TRUSTED_TOKENS_MAX:
+            _trusted_tokens.clear()
+        _trusted_tokens[digest] = (time.monotonic() + trust, actor)
     return actor
 
 
@@ -150,6 +210,18 @@ def _load_user(user_id: str) -> SessionUser | None:
     if user is None or user.disabled or user.session_epoch != int(epoch):
         return None
     return SessionUser(user)
+
+
+def _end_overdue_session() -> None:
+    if "_user_id" not in session:
+        return
+    signed_in_at = session.get(SIGNED_IN_AT)
+    max_age = current_app.extensions["geogrid"].settings.session_hours * 3600
+    if not isinstance(signed_in_at, int) or time.time() - signed_in_at > max_age:
+        # Signed out, but the session's CSRF token stays: a page open since then gets a
+        # clear "sign in" (401, or the login page) rather than a CSRF error.
+        logout_user()
+        session.pop(SIGNED_IN_AT, None)
 
 
 def _challenge(response: Response) -> Response:

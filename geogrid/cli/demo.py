@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from geogrid import generations
+from geogrid import generations, users
 from geogrid.cli.base import (
     Context,
     main,
@@ -93,6 +93,50 @@ def demo_incidents(context: Context, seed: int, per_year: int | None, commit: bo
         click.echo(line)
     if not commit:
         click.echo("dry run: nothing was written (add --commit to write them)")
+
+
+@demo_group.command("users")
+@click.option("--county", help="the demo county (default: the one with the most incidents)")
+@click.option("--commit", is_flag=True, help="create and reset them; without it nothing changes")
+@pass_context
+def demo_users(context: Context, county: str | None, commit: bool) -> None:
+    """One demo user per role on the demo city, each with a fresh password (printed)."""
+    from geogrid.demo_users import ensure_demo_users, plan_demo_users
+
+    with context.session(commit=commit) as session:
+        plans = plan_demo_users(session, county=county)
+        existing = {user.name for user in users.list_users(session)}
+        if not commit:
+            for plan in plans:
+                verb = "would reset" if plan.name in existing else "would create"
+                click.echo(f"{verb} {_described(plan)}")
+            click.echo("dry run: nothing was written (add --commit to set them up with passwords)")
+            return
+        logins = ensure_demo_users(session, plans, created_by=user_name(None))
+    click.echo(f"{'user':<22} {'role':<16} {'password':<18} scope")
+    for login in logins:
+        plan = login.user
+        click.echo(
+            f"{plan.name:<22} {plan.role:<16} {login.password:<18} "
+            f"{','.join(plan.scope) or 'everywhere'}  ({plan.note})"
+        )
+    created = sum(login.created for login in logins)
+    click.echo(
+        f"{created} created, {len(logins) - created} given new passwords; "
+        f"sign in at {_address(context.settings)}login"
+    )
+
+
+def _described(plan) -> str:
+    return f"{plan.name} ({plan.role}; scope {','.join(plan.scope) or 'everywhere'}; {plan.note})"
+
+
+def _address(settings) -> str:
+    """The address a browser on this machine opens for ``geogrid serve``."""
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{settings.port}/" if ":" in host else f"http://{host}:{settings.port}/"
 
 
 @main.command("serve")

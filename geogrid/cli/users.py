@@ -127,7 +127,7 @@ def users_list(context: Context, as_json: bool) -> None:
 @click.option("--commit", is_flag=True, help=COMMIT_HELP)
 @pass_context
 def users_disable(context: Context, name: str, commit: bool) -> None:
-    """Stop NAME from logging in and from using any of their API tokens."""
+    """Stop NAME from logging in and from using any of their API tokens; ends their sessions."""
     with context.session(commit=commit) as session:
         login = users.disable_user(session, name).name
     click.echo(f"{'disabled' if commit else 'would disable'} user {login}")
@@ -146,6 +146,19 @@ def users_enable(context: Context, name: str, commit: bool) -> None:
     click.echo(f"{'enabled' if commit else 'would enable'} user {login}")
     if not commit:
         _dry_run("enable it")
+
+
+@users_group.command("logout")
+@click.argument("name")
+@click.option("--commit", is_flag=True, help=COMMIT_HELP)
+@pass_context
+def users_logout(context: Context, name: str, commit: bool) -> None:
+    """End every web session of NAME (each at its next request); API tokens stay valid."""
+    with context.session(commit=commit) as session:
+        login = users.end_sessions(session, name).name
+    click.echo(f"{'ended' if commit else 'would end'} every web session of {login}")
+    if not commit:
+        _dry_run("end them")
 
 
 @users_group.command("set-scope")
@@ -173,7 +186,7 @@ def users_set_scope(context: Context, name: str, codes: tuple[str, ...], commit:
 @click.option("--commit", is_flag=True, help=COMMIT_HELP)
 @pass_context
 def users_set_password(context: Context, name: str, password_stdin: bool, commit: bool) -> None:
-    """Give NAME a new password (generated and printed unless read from stdin)."""
+    """Give NAME a new password (generated and printed unless read from stdin); ends sessions."""
     password, generated = _password(password_stdin)
     with context.session(commit=commit) as session:
         login = users.set_password(session, name, password).name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -31,10 +31,13 @@ def app(settings: Settings, session_factory: sessionmaker[Session]) -> Flask:
 
 
 @pytest.fixture
-def client(app: Flask) -> Iterator[FlaskClient]:
-    """A test client with no Accept-Language, so the default language applies."""
-    with app.test_client() as client:
-        yield client
+def client(app: Flask) -> FlaskClient:
+    """A test client with no Accept-Language, so the default language applies.
+
+    Not used as a context manager: that would keep its last request's context (and the
+    user cached on ``g``) open, and another client of the same app would see it.
+    """
+    return app.test_client()
 
 
 @pytest.fixture
