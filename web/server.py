@@ -56,7 +56,16 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         # gunicorn 24+ opens a management socket in $HOME; geogrid does not use it, and
         # two servers on one machine would contend for the same path.
         "control_socket_disable": True,
+        "post_worker_init": _warm_up,
     }
+
+
+def _warm_up(worker: Any) -> None:
+    """Each worker prepares the maps and lookups of the active generation in the background."""
+    from web.layers import warm_up
+
+    # gunicorn's own logger, so "maps warmed" shows in the server's log.
+    warm_up(worker.wsgi, worker.log)
 
 
 def bind_address(host: str, port: int) -> str:

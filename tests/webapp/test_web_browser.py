@@ -10,7 +10,10 @@ from urllib.parse import urlsplit
 import pytest
 from werkzeug.serving import make_server
 
+from geogrid.users import add_user
+
 CHROMIUM = Path("/usr/bin/chromium")
+PASSWORD = "correct horse battery"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 #: Quiet Chromium: no update checks, sync or other traffic of its own to record.
 CHROMIUM_ARGS = [
@@ -31,6 +34,13 @@ pytestmark = [
 
 
 @pytest.fixture
+def viewer(db, city) -> tuple[str, str]:
+    """Name and password of an official of the tiny city's county."""
+    add_user(db, "official-1", "official", scope=["370705"], password=PASSWORD, created_by="tests")
+    return "official-1", PASSWORD
+
+
+@pytest.fixture
 def server(app, city) -> Iterator[str]:
     """The app on a real WSGI server on a free loopback port, in a thread."""
     # One thread serves one request at a time, which the test's single connection needs.
@@ -45,7 +55,7 @@ def server(app, city) -> Iterator[str]:
         httpd.server_close()
 
 
-def test_the_grid_map_draws_offline(server):
+def test_the_grid_map_draws_offline(server, viewer):
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     requests: list[str] = []
     problems: list[str] = []
@@ -67,13 +77,18 @@ def test_the_grid_map_draws_offline(server):
                 "console",
                 lambda message: problems.append(message.text) if message.type == "error" else None,
             )
-            page.goto(f"{server}/grids?area=370705", wait_until="networkidle")
+            page.goto(f"{server}/login?next=/grids?area=370705")
+            page.fill("#name", viewer[0])
+            page.fill("#password", viewer[1])
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{server}/grids?area=370705")
             assert page.locator(".leaflet-control-attribution").inner_text().strip() == "Leaflet"
-            page.wait_for_selector(".leaflet-interactive")
-
-            grids = page.locator("path.leaflet-interactive")
-            # County, 2 townships, 2 communities and 4 grids: one path each.
-            assert grids.count() == 9
+            # The layers fetch their outlines and say when every one is drawn.
+            page.wait_for_function("() => window.geogridLayers && window.geogridLayers.ready")
+            drawn = page.evaluate("() => window.geogridLayers.layers")
+            # County, 2 townships, 2 communities and 4 grids, on one canvas (no SVG paths).
+            assert drawn == {"网格": 4, "社区/村": 2, "街道/乡镇": 2, "区县": 1}
+            assert page.locator(".leaflet-overlay-pane canvas").count() == 1
             layer_names = page.locator(".leaflet-control-layers-overlays label").all_inner_texts()
             assert [name.strip() for name in layer_names] == [
                 "网格",
