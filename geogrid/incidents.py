@@ -57,6 +57,7 @@ from geogrid.actors import (
 from geogrid.codes import DEFAULT_SCHEME, CodeScheme
 from geogrid.errors import CodeError, Forbidden, IllegalTransition, InputError, NotFound
 from geogrid.models import (
+    CHANNELS,
     CLOSED_STATES,
     INCIDENT_STATES,
     Area,
@@ -194,6 +195,7 @@ def list_incidents(
     *,
     state: str | Sequence[str] | None = None,
     category: str | None = None,
+    channel: str | None = None,
     grid_prefix: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -207,8 +209,9 @@ def list_incidents(
         raise InputError(f"limit must be 1-{MAX_PAGE}, not {limit!r}", field="limit")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InputError(f"offset must be 0 or more, not {offset!r}", field="offset")
+    moment = now or datetime.now(SHANGHAI)
     conditions = _filters(
-        actor, state, category, grid_prefix, since, until, overdue, now or datetime.now(SHANGHAI)
+        actor, state, category, channel, grid_prefix, since, until, overdue, moment
     )
     query = (
         select(Incident)
@@ -223,7 +226,7 @@ def list_incidents(
 def count_incidents(session: Session, actor: Actor, **filters: Any) -> int:
     """How many incidents :func:`list_incidents` would page through with these filters."""
     now = filters.pop("now", None) or datetime.now(SHANGHAI)
-    names = ("state", "category", "grid_prefix", "since", "until", "overdue")
+    names = ("state", "category", "channel", "grid_prefix", "since", "until", "overdue")
     unknown = sorted(set(filters) - set(names))
     if unknown:
         raise InputError(f"unknown filter {unknown[0]!r}", field=unknown[0])
@@ -235,6 +238,7 @@ def _filters(
     actor: Actor,
     state: str | Sequence[str] | None,
     category: str | None,
+    channel: str | None,
     grid_prefix: str | None,
     since: datetime | None,
     until: datetime | None,
@@ -253,6 +257,12 @@ def _filters(
         conditions.append(Incident.state.in_(states))
     if category is not None:
         conditions.append(Incident.category == category)
+    if channel is not None:
+        if channel not in CHANNELS:
+            raise InputError(
+                f"unknown channel {channel!r}; channels: {', '.join(CHANNELS)}", field="channel"
+            )
+        conditions.append(Incident.channel == channel)
     if grid_prefix is not None:
         if not grid_prefix.isascii() or not grid_prefix.isdigit():
             raise CodeError(f"grid prefix {grid_prefix!r} must be digits", field="grid_prefix")

@@ -114,11 +114,14 @@ def test_filters(city, settings, spread):
         reported_at=NOW - timedelta(days=10),
         category="noise",
         accept_due_at=NOW - timedelta(days=9),
+        channel="hotline",
     )
     city.flush()
     assert listed(city, ADMIN, state="accepted") == [G2]
     assert len(listed(city, ADMIN, state=["accepted", "reported"])) == 6
     assert listed(city, ADMIN, category="noise") == [G1]
+    assert listed(city, ADMIN, channel="hotline") == [G1]
+    assert count_incidents(city, ADMIN, channel="whistle", now=NOW) == 5
     assert sorted(listed(city, ADMIN, grid_prefix="370705002")) == [G3, G4]
     week_ago = NOW - timedelta(days=7)
     assert listed(city, ADMIN, until=week_ago) == [G1]
@@ -129,7 +132,11 @@ def test_filters(city, settings, spread):
     assert listed(city, ADMIN, overdue=True) == [G1]
     assert len(listed(city, ADMIN, overdue=False)) == 5
     assert len(list_incidents(city, ADMIN, limit=2, offset=4)) == 2
-    for bad, field in (({"limit": 0}, "limit"), ({"state": "open"}, "state")):
+    for bad, field in (
+        ({"limit": 0}, "limit"),
+        ({"state": "open"}, "state"),
+        ({"channel": "pigeon"}, "channel"),
+    ):
         with pytest.raises(InputError) as info:
             list_incidents(city, ADMIN, **bad)
         assert info.value.field == field

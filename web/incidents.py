@@ -71,18 +71,19 @@ def file() -> tuple[Response, int, dict[str, str]]:
 
 @bp.get("/incidents")
 def index() -> Response:
-    """Incidents the actor may see, newest first: ``?state=&category=&grid=&since=...``."""
+    """Incidents the actor may see, newest first: ``?state=&category=&channel=&grid=&since=...``."""
     session, actor = get_session(), signed_in_actor()
     filters = {
         "state": _states(),
         "category": query_text("category"),
+        "channel": query_text("channel"),
         "grid_prefix": _grid_prefix(),
         "since": query_moment("since"),
         "until": query_moment("until"),
         "overdue": query_flag("overdue"),
     }
     limit = query_whole("limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-    offset = query_whole("offset", 0, low=0)
+    offset = query_whole("offset", 0, low=0, high=_MAX_ID)
     now = datetime.now(SHANGHAI)
     found = library.list_incidents(session, actor, **filters, limit=limit, offset=offset, now=now)
     return jsonify(
@@ -143,7 +144,7 @@ def merge(incident_id: int) -> Response:
     session, actor = get_session(), signed_in_actor()
     params = _object(json_body(), allowed=("into", "note"))
     into = params.get("into")
-    if isinstance(into, bool) or not isinstance(into, int):
+    if isinstance(into, bool) or not isinstance(into, int) or not 0 < into <= _MAX_ID:
         raise InputError(
             "into must be the id (a whole number) of the incident to keep", field="into"
         )
@@ -197,16 +198,38 @@ def json_body(*, optional: bool = False) -> Any:
     if not request.is_json:
         abort(415, description="send the body as JSON, with Content-Type: application/json")
     try:
-        return json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InputError("the body is not UTF-8 text", field="body") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"the body is not valid JSON: {exc}", field="body") from None
+    refuse_nul(body, "body")
+    return body
+
+
+def refuse_nul(value: Any, field: str) -> None:
+    """InputError naming the field when any text in ``value`` holds a NUL character.
+
+    PostgreSQL text cannot hold NUL, so it would otherwise fail at the insert or the
+    query as a database error (a 500) instead of a 400 naming the field.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InputError(f"{field} contains a NUL character", field=field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key, field)
+            refuse_nul(item, str(key) if field == "body" else field)
+    elif isinstance(value, list):
+        for item in value:
+            refuse_nul(item, field)
 
 
 def query_text(name: str) -> str | None:
     """A query parameter, trimmed; None when absent or empty."""
-    return request.args.get(name, "").strip() or None
+    value = request.args.get(name, "").strip() or None
+    refuse_nul(value, name)
+    return value
 
 
 def query_moment(name: str) -> datetime | None:
