@@ -49,7 +49,7 @@ from geogrid.trackfiles import TRACK_FORMATS, read_track_file
 from geogrid.workdays import SHANGHAI
 from web.auth import actor_in_role
 from web.db import get_session, get_settings
-from web.incidents import json_body, query_moment, query_text, query_whole
+from web.incidents import json_body, query_moment, query_text, query_whole, refuse_nul
 
 bp = Blueprint("patrols", __name__, url_prefix="/api/patrols")
 
@@ -63,6 +63,10 @@ REPORTERS = (ADMINISTRATOR, STATION_OFFICER, PATROL_MEMBER)
 MAX_TIME_LIMIT = 30.0
 _SUFFIXES = (".gpx", ".geojson", ".json", ".csv", ".xlsx")
 _LEAD_ID = f"<int(max={2**63 - 1}):lead_id>"
+#: Largest id of a patrol member (an integer column); larger ones are nobody's.
+_MAX_MEMBER_ID = 2**31 - 1
+#: Longest stem kept of an uploaded file's name (file systems refuse long names).
+_MAX_STEM = 100
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,7 @@ def unassigned_list() -> Response:
 def track_upload() -> tuple[Response, int]:
     """Upload a track file (``file``, ``team``, ``coord_type``, ``member``): 201, or 200 again."""
     scope = scope_of(actor_in_role(*REPORTERS))
+    refuse_nul(request.form.to_dict(), "body")
     coord_type = parse_coord_type(request.form.get("coord_type"), field="coord_type")
     team = scope.team(request.form.get("team", "").strip())
     member_id = _member_id(scope, team, request.form.get("member"), field="member")
@@ -214,7 +219,7 @@ def track_upload() -> tuple[Response, int]:
     # The suffix picks the reader; secure_filename would drop a Chinese name whole.
     given = Path(upload.filename.replace("\\", "/")).name
     suffix = Path(given).suffix.lower()
-    filename = (secure_filename(Path(given).stem) or "upload") + suffix
+    filename = (secure_filename(Path(given).stem)[:_MAX_STEM] or "upload") + suffix
     if suffix not in _SUFFIXES:
         raise InputError(
             f"{upload.filename}: unsupported format; use {TRACK_FORMATS}", field="file"
@@ -299,12 +304,17 @@ def _point_report(*extra: str) -> tuple[dict[str, Any], dict[str, Any]]:
     fields = ("team", "member_id", "lon", "lat", "coord_type", "at", "note", *extra)
     body = _object(json_body(), fields)
     team = scope.team(_text(body, "team"))
+    for name in ("lon", "lat"):
+        value = body.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float | str | None):
+            raise InputError(f"{name} must be a number", field=name)
     where = {
         "team_mark": team.mark,
         "member_id": _member_id(scope, team, body.get("member_id")),
         "lon": body.get("lon"),
         "lat": body.get("lat"),
-        "coord_type": body.get("coord_type"),
+        # Named as the body names it (the library's locate would say "crs").
+        "coord_type": parse_coord_type(body.get("coord_type"), field="coord_type").name,
         "at": _moment(body, "at"),
     }
     return body, where
@@ -444,7 +454,12 @@ def _member_id(scope: Scope, team: PatrolTeam, raw: Any, *, field: str = "member
             )
         )
     text = str(raw).strip()
-    if isinstance(raw, bool) or not text.isascii() or not text.isdigit():
+    if (
+        isinstance(raw, bool)
+        or not text.isascii()
+        or not text.isdigit()
+        or int(text) > _MAX_MEMBER_ID
+    ):
         raise InputError(
             f"{field} must be a member's id (a whole number), not {raw!r}", field=field
         )
