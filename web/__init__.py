@@ -6,12 +6,9 @@ The library never imports Flask; everything HTTP lives here.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import secrets
 from pathlib import Path
-from types import ModuleType
 
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
@@ -54,19 +51,26 @@ def create_app(
     from web import (
         api,
         auth,
+        dashboard,
         db,
         errors,
         health,
         i18n,
+        incident_pages,
         incidents,
+        layers,
         login,
         maps,
         nav,
         open311,
+        openapi,
+        patrol_pages,
         patrols,
+        planner,
         ratelimits,
         reports,
         security,
+        station_pages,
         vendor,
     )
 
@@ -79,32 +83,12 @@ def create_app(
     security.init_app(app)
     ratelimits.init_app(app)
     nav.init_app(app)
-    for module in (login, maps, api, incidents, patrols, open311, reports, health, vendor):
+    pages = (login, maps, dashboard, incident_pages, patrol_pages, station_pages, planner)
+    apis = (api, layers, incidents, patrols, reports, open311, openapi, health, vendor)
+    for module in (*pages, *apis):
         app.register_blueprint(module.bp)
-    for page_module in _page_modules():
-        app.register_blueprint(page_module.bp)
     app.add_url_rule("/", endpoint="index", view_func=nav.home)
     return app
-
-
-#: The page areas, each a blueprint module of ``web`` (registered when present).
-PAGE_MODULES = (
-    "dashboard",
-    "incident_pages",
-    "patrol_pages",
-    "station_pages",
-    "planner",
-    "layers",
-    "openapi",
-)
-
-
-def _page_modules() -> list[ModuleType]:
-    modules = []
-    for name in PAGE_MODULES:
-        if importlib.util.find_spec(f"web.{name}") is not None:
-            modules.append(importlib.import_module(f"web.{name}"))
-    return modules
 
 
 class GeogridState:
