@@ -14,7 +14,7 @@ import logging
 import threading
 from datetime import datetime
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from geogrid.area_stats import incident_figures, parse_period
 from geogrid.errors import CoordinateError, InputError
@@ -24,8 +24,12 @@ from geogrid.quicklocate import locate_quickly, prepare
 from geogrid.workdays import SHANGHAI
 from web.auth import signed_in_actor
 from web.db import get_session, get_settings
+from web.incidents import query_text
 
 log = logging.getLogger(__name__)
+#: Generations are integer rows: a larger number can name none (and would overflow the query).
+MAX_ROW_ID = 2**31 - 1
+
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 #: Generations and levels whose index a background thread is building, per app.
@@ -96,7 +100,8 @@ def _prepare_later(app: Flask, generation: int, level: str) -> None:
 
 
 def _text(name: str) -> str | None:
-    return request.args.get(name, "").strip() or None
+    # PostgreSQL text cannot hold NUL: refuse it here as a 400 naming the parameter.
+    return query_text(name)
 
 
 def _coordinate(name: str) -> float:
@@ -114,6 +119,8 @@ def _whole_number(name: str) -> int | None:
     raw = _text(name)
     if raw is None:
         return None
-    if not raw.isascii() or not raw.isdigit():
-        raise InputError(f"{name} must be a whole number, not {raw!r}", field=name)
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_ROW_ID:
+        raise InputError(
+            f"{name} must be a whole number up to {MAX_ROW_ID}, not {raw!r}", field=name
+        )
     return int(raw)
