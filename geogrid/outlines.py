@@ -34,16 +34,19 @@ from sqlalchemy.orm import Session
 
 from geogrid.area_index import CHEAP_AREAS, level_summaries
 from geogrid.errors import InputError, NotFound
-from geogrid.generations import generation_areas, resolve_generation
+from geogrid.generations import resolve_generation
 from geogrid.maplayers import MAX_BUCKET, ZOOM_BUCKETS, zoom_bucket
 from geogrid.models import Area, Generation
 from geogrid.settings import Settings
+from geogrid.shapes import frame_from_rows, wkb_column
 
 #: The deepest tile zoom a chunk may be asked for (a tile of a few metres).
 MAX_TILE_ZOOM = 22
 #: Kept answers, gzipped and plain, per process; least recently used go first.
 _ANSWER_CACHE_BYTES = 192 * 1024 * 1024
 _LEVEL_CACHE_SIZE = 48
+#: Levels whose shapes are kept as read, to simplify for the next bucket without reading.
+_SOURCE_CACHE_SIZE = 8
 #: Past this, coordinates carry more digits than any screen shows (about 1 cm).
 _MAX_DECIMALS = 7
 
@@ -159,15 +162,8 @@ def level_outlines(
     key = (database, generation.id, level, bucket)
 
     def build() -> LevelOutlines:
-        areas = generation_areas(session, generation.id, level=level)
-        return simplified_outlines(
-            generation.id,
-            level,
-            bucket,
-            list(areas["code"]),
-            list(areas["name"].fillna("")),
-            np.asarray(areas.geometry.values, dtype=object),
-        )
+        codes, names, polygons = _level_source(session, generation, level)
+        return simplified_outlines(generation.id, level, bucket, codes, names, polygons)
 
     if generation.status == "draft":
         return build()
@@ -273,6 +269,7 @@ def warm(session: Session, generation: Generation, *, overview: bool) -> int:
 def forget(database: str | None = None) -> None:
     """Drop kept outlines and answers (of one database URL, or all): for tests and tools."""
     _levels.clear(database)
+    _sources.clear(database)
     _answers.clear(database)
 
 
@@ -282,6 +279,25 @@ def _bucket(z: int | None) -> int:
     if not 0 <= z <= MAX_TILE_ZOOM:
         raise InputError(f"z must be a zoom level 0-{MAX_TILE_ZOOM}, not {z}", field="z")
     return zoom_bucket(z)
+
+
+def _level_source(
+    session: Session, generation: Generation, level: str
+) -> tuple[list[str], list[str], np.ndarray]:
+    """Codes, names and shapes of a level, read once for all its buckets (unless a draft)."""
+    database = str(session.get_bind().engine.url)
+
+    def read() -> tuple[list[str], list[str], np.ndarray]:
+        query = select(Area.code, Area.name, wkb_column(Area.geom).label("geometry")).where(
+            Area.valid_in(generation.id), Area.level == level
+        )
+        frame = frame_from_rows(session.execute(query.order_by(Area.code)).all(), ["code", "name"])
+        names = [name or "" for name in frame["name"]]
+        return list(frame["code"]), names, np.asarray(frame.geometry.values, dtype=object)
+
+    if generation.status == "draft":
+        return read()
+    return _sources.get_or_build((database, generation.id, level), read)
 
 
 def _exists(session: Session, generation: Generation, code: str) -> bool:
@@ -390,4 +406,5 @@ class _Kept:
 
 
 _levels = _Kept(max_items=_LEVEL_CACHE_SIZE)
+_sources = _Kept(max_items=_SOURCE_CACHE_SIZE)
 _answers = _Kept(max_bytes=_ANSWER_CACHE_BYTES)

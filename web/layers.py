@@ -18,7 +18,9 @@ import time
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request, url_for
+from sqlalchemy import Engine
 
+from geogrid import hotspots
 from geogrid.actors import UNSCOPED_ROLES
 from geogrid.errors import InputError
 from geogrid.generations import current_generation
@@ -52,7 +54,7 @@ def layer_url(
     )
 
 
-@bp.get("/<int:generation>/<level>.geojson")
+@bp.get("/<int(max=2147483647):generation>/<level>.geojson")
 def areas(generation: int, level: str) -> Response:
     """A level's outlines as GeoJSON, gzipped when the client accepts it."""
     actor = signed_in_actor()
@@ -69,13 +71,46 @@ def areas(generation: int, level: str) -> Response:
     return _response(answer)
 
 
+def warm_before_fork(app: Flask, logger: Any = None) -> None:
+    """In gunicorn's master, before it forks: what a city's overview draws and the point index.
+
+    Made once and shared by every worker (copy on write: the index's arrays, most of a
+    gigabyte for a 15,000-grid city, are never written). The engine's connections are
+    closed afterwards, so that no worker inherits one. A failure is logged; the workers
+    then prepare everything themselves (:func:`warm_up`).
+    """
+    state = app.extensions["geogrid"]
+    logger = logger or log
+    started = time.perf_counter()
+    try:
+        with state.session_factory() as session:
+            generation = current_generation(session)
+            if generation is None:
+                return
+            done = warm(session, generation, overview=True)
+            prepare(
+                session, state.settings, generation, state.settings.scheme.default_geocode_level
+            )
+        seconds = time.perf_counter() - started
+        logger.info(
+            "shared maps prepared in %.1f s: %d outline sets, the point index", seconds, done
+        )
+    except Exception:
+        logger.exception("preparing the shared maps failed; each worker prepares its own")
+    finally:
+        bind = state.session_factory.kw.get("bind")
+        if isinstance(bind, Engine):
+            bind.dispose()
+
+
 def warm_up(app: Flask, logger: Any = None) -> threading.Thread:
-    """Prepare the active generation's maps and lookups in a thread, as a server starts.
+    """Prepare the active generation's maps and lookups in a thread, as a worker starts.
 
     Whatever is not ready yet is made on first use instead, so this only spares the first
     visitors the wait: first what a city's overview draws, then the point index of
-    ``/api/locate``, then the outlines of the deeper zooms. A failure is logged (to
-    ``logger``, e.g. gunicorn's) and the server serves on regardless.
+    ``/api/locate`` (both already there when the master prepared them before forking),
+    then the outlines of the deeper zooms. A failure is logged (to ``logger``, e.g.
+    gunicorn's) and the server serves on regardless.
     """
     state = app.extensions["geogrid"]
     logger = logger or log
@@ -95,6 +130,12 @@ def warm_up(app: Flask, logger: Any = None) -> threading.Thread:
             logger.info("maps warmed in %.1f s: %d outline sets and the point index", seconds, done)
         except Exception:
             logger.exception("warming the maps failed; they are prepared on first use instead")
+        try:
+            # After the fork only: esda's first run may start thread pools.
+            with state.session_factory() as session:
+                logger.info("hotspots warmed: %s", hotspots.warm_up(session))
+        except Exception:
+            logger.exception("warming the hotspot statistics failed; the first request pays")
 
     thread = threading.Thread(target=work, name="geogrid-warm-up", daemon=True)
     thread.start()

@@ -1,7 +1,17 @@
-"""``geogrid serve``: the app under gunicorn, configured from the settings, not a config file."""
+"""``geogrid serve``: the app under gunicorn, configured from the settings, not a config file.
+
+The app is built once in gunicorn's master (``preload_app``), which also prepares what
+the map endpoints need most and what costs most to make: the point index of
+``/api/locate`` (most of a gigabyte and several seconds for a 15,000-grid city) and the
+outlines a city's overview draws (``web.layers.warm_before_fork``). The workers forked
+from it share those pages; each then warms the rest in a background thread (deeper
+zooms' outlines, the hotspot statistics; ``web.layers.warm_up``) while it already serves.
+Until something is ready it is made on first use, so a cold server is slower, never wrong.
+"""
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 from typing import Any
@@ -37,10 +47,18 @@ class GeogridServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        """Build the app, in each worker, so each has its own database pool."""
+        """Build the app; in the master when preloading, with the maps shared by the workers."""
         from web import create_app
+        from web.layers import warm_before_fork
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        if self.cfg.preload_app:
+            # Its connections are closed before the fork: each worker opens its own pool.
+            warm_before_fork(app, logging.getLogger("gunicorn.error"))
+            # Out of the collector's sight, so that its passes do not write to (and so
+            # copy) the pages the workers share.
+            gc.freeze()
+        return app
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -56,6 +74,9 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         # gunicorn 24+ opens a management socket in $HOME; geogrid does not use it, and
         # two servers on one machine would contend for the same path.
         "control_socket_disable": True,
+        # The app (with the point index and the overview's outlines) is built once in the
+        # master and shared by the workers; each then warms the rest in the background.
+        "preload_app": True,
         "post_worker_init": _warm_up,
     }
 

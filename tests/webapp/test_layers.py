@@ -210,3 +210,12 @@ def test_warming_prepares_outlines_and_the_point_index(app, official, city):
         assert any(key[1] == city.id for key in quicklocate._prepared)
     finally:
         quicklocate._prepared.clear()
+
+
+def test_the_server_prepares_the_maps_once_before_forking(settings):
+    from web.server import gunicorn_options
+
+    options = gunicorn_options(settings)
+    # Built in the master and shared by the workers, which then warm the rest themselves.
+    assert options["preload_app"] is True
+    assert callable(options["post_worker_init"])
