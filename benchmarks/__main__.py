@@ -12,8 +12,10 @@ from benchmarks import (
     imports,
     incidents,
     locate,
+    mappage,
     optimiser,
     report,
+    webload,
 )
 
 BENCHMARKS = {
@@ -26,6 +28,8 @@ BENCHMARKS = {
     "optimiser": optimiser.run,
     "coverage": coverage.run,
     "hotspots": hotspots.run,
+    "webload": webload.run,
+    "mappage": mappage.run,
 }
 
 
