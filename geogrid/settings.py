@@ -60,6 +60,12 @@ class Settings:
     port: int = 8000
     #: WSGI worker processes for ``geogrid serve``.
     workers: int = 2
+    #: gunicorn worker class: ``gthread`` (``threads`` requests at once per worker: pages
+    #: that wait on the database overlap) or ``sync`` (one at a time: the lowest latency
+    #: for the map JSON endpoints, with workers = cores; see the README's benchmarks).
+    worker_class: str = "gthread"
+    #: Threads per worker with ``gthread``.
+    threads: int = 4
     #: Folder holding ``.geogrid/`` (the private cluster); the repository by default.
     home: Path = field(default=PROJECT_ROOT)
     #: Session cookies only over https, named ``__Host-``. Browsers keep such cookies on
@@ -97,6 +103,10 @@ class Settings:
             raise ConfigError("port must be 1-65535", field="GEOGRID_PORT")
         if self.workers < 1:
             raise ConfigError("workers must be at least 1", field="GEOGRID_WORKERS")
+        if self.worker_class not in ("gthread", "sync"):
+            raise ConfigError("worker_class must be gthread or sync", field="GEOGRID_WORKER_CLASS")
+        if self.threads < 1:
+            raise ConfigError("threads must be at least 1", field="GEOGRID_THREADS")
         for name in ("session_idle_minutes", "session_hours"):
             if getattr(self, name) < 1:
                 raise ConfigError("must be at least 1", field=PREFIX + name.upper())

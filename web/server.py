@@ -23,8 +23,8 @@ from geogrid.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Threads per worker (gthread): map pages wait on the database, not on the CPU.
-THREADS = 4
+#: Threads per worker (gthread) by default (``GEOGRID_THREADS``): pages wait on the database.
+THREADS = Settings.threads
 #: Seconds a request may take; a whole county's grids render well within it.
 TIMEOUT = 120
 #: Options older gunicorn releases do not have; they are skipped there.
@@ -66,8 +66,8 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "bind": bind_address(settings.host, settings.port),
         "workers": settings.workers,
-        "threads": THREADS,
-        "worker_class": "gthread",
+        "threads": settings.threads,
+        "worker_class": settings.worker_class,
         "timeout": TIMEOUT,
         "accesslog": "-",
         "errorlog": "-",
@@ -102,5 +102,8 @@ def serve(settings: Settings) -> None:
         settings = settings.with_(secret_key=secrets.token_hex(32))
     options = gunicorn_options(settings)
     address = f"http://{options['bind']}/"
-    print(f"geogrid: serving on {address} (workers: {settings.workers})", flush=True)
+    shape = f"{settings.workers} {settings.worker_class} workers"
+    if settings.worker_class == "gthread":
+        shape += f" x {settings.threads} threads"
+    print(f"geogrid: serving on {address} ({shape})", flush=True)
     GeogridServer(settings, options).run()
