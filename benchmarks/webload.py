@@ -1,23 +1,26 @@
 """The JSON endpoints behind the maps under load: wrk, 16 connections, ``geogrid serve``.
 
-``geogrid serve`` (gunicorn, as deployed; ``GEOGRID_WORKERS``) runs on the Weifang-scale
-demo with a year of incidents (built once into ``geogrid_bench_web``), and wrk (Debian's
-``wrk``; ``scripts/setup --bench``) drives each endpoint in turn with 16 keep-alive
-connections, cycling through a list of URLs a map would ask for (a Lua script):
+``geogrid serve`` (gunicorn, as deployed) runs on the Weifang-scale demo with a year of
+incidents (built once into ``geogrid_bench_web``) in each server shape of :data:`SHAPES`,
+and wrk (Debian's ``wrk``; ``scripts/setup --bench``) drives each endpoint in turn with
+16 connections, cycling through a list of URLs a map would ask for (a Lua script):
 
 - ``layers``: outlines of counties, townships and communities at the overview zooms and
   chunks of grids and micro-grids over the whole city at the zooms they appear at,
   gzipped, with an API token;
 - ``locate``: 2,000 points clustered like incidents, in GCJ-02 as phones send them, as
-  the public asks (no token);
+  the public asks (no token); ``locate_wgs84`` the same points in WGS84, which need no
+  conversion (the GCJ-02 inversion is a good part of a lookup's time);
 - ``stats``: incident figures per grid, community and township for the month, for the
   whole city and for each county, with an API token.
 
 Each endpoint is warmed first (outlines simplified, the point index built, figures
 counted in every worker), then measured for :data:`DURATION` seconds. wrk, gunicorn and
-PostgreSQL share this machine's two cores, as they would on a small server. The exact
-wrk command lines are printed and kept in the JSON (the token is made for the run and
-revoked after it).
+PostgreSQL share this machine's two cores, as they would on a small server, and so does
+whatever else runs on it: the load averages before and after are kept with the figures.
+The exact wrk command lines are printed and kept in the JSON (the token is made for the
+run and revoked after it). gthread workers keep connections alive; sync workers close
+each after its answer, and wrk opens a new one.
 """
 
 from __future__ import annotations
@@ -60,13 +63,20 @@ WARM_UP = 10
 WARM_UP_ROUNDS = 8
 USER = "bench-web"
 PASSWORD = "bench-web-password"
+#: The server shapes measured (``GEOGRID_WORKER_CLASS``, ``GEOGRID_WORKERS``,
+#: ``GEOGRID_THREADS``): the default, threads for pages that wait on the database, and
+#: one sync worker per core, one request at a time each, for the map endpoints.
+SHAPES: dict[str, dict[str, Any]] = {
+    "gthread_2x4": {"worker_class": "gthread", "workers": 2, "threads": 4},
+    "sync_2": {"worker_class": "sync", "workers": 2},
+}
 #: The floors of issue 5.
 FLOOR_RPS = 1000
 FLOOR_P99_MS = 25.0
 
 
 def run(duration: int = DURATION) -> dict[str, Any]:
-    """Load each endpoint with wrk and report requests per second and latency percentiles."""
+    """Load each endpoint with wrk under each server shape; report rps and latency percentiles."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is missing: run scripts/setup --bench (Debian's wrk package)")
@@ -77,47 +87,55 @@ def run(duration: int = DURATION) -> dict[str, Any]:
         urls = {
             "layers": layer_paths(session, generation),
             "locate": locate_paths(session, generation.id),
+            "locate_wgs84": locate_paths(session, generation.id, crs="wgs84"),
             "stats": stats_paths(session, generation.id),
         }
         session.commit()
-    port = free_port()
     OUT.mkdir(exist_ok=True)
     figures: dict[str, Any] = {"connections": CONNECTIONS, "duration_s": duration}
-    # Others' work on the same two cores shows here; compare runs at like load.
-    figures["load_average_before"] = load_average()
     try:
-        with (OUT / "webload-server.log").open("w") as log, served(settings, port, log) as pid:
-            figures["workers"] = settings.workers
-            for name, paths in urls.items():
-                headers = [] if name == "locate" else [f"Authorization: Bearer {token}"]
-                headers.append("Accept-Encoding: gzip")
-                script = _lua_script(name, paths)
-                base = f"http://127.0.0.1:{port}"
-                _warm(wrk, base, script, headers)
-                command = _command(wrk, base, script, headers, duration, CONNECTIONS)
-                print("  $ " + " ".join(_quoted(part) for part in command), flush=True)
-                cpu_before = _cpu_seconds(pid)
-                output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-                server_cpu = _cpu_seconds(pid) - cpu_before
-                result = parse_wrk(output)
-                result.update(
-                    urls=len(paths),
-                    example=paths[0],
-                    command=" ".join(_quoted(part) for part in command),
-                    server_cpu_ms_per_request=round(
-                        1000 * server_cpu / max(result["requests"], 1), 3
-                    ),
-                    meets_floor=result["requests_per_s"] >= FLOOR_RPS
-                    and result["latency_ms"]["p99"] < FLOOR_P99_MS,
-                )
-                figures[name] = result
-                print(f"  {name}: {_summary(result)}", flush=True)
+        for shape, changes in SHAPES.items():
+            print(f"  -- {shape}", flush=True)
+            figures[shape] = _load(wrk, settings.with_(**changes), urls, token, duration)
     finally:
         with Session(db.make_engine(settings)) as session:
             revoke_token(session, token)
             session.commit()
-    figures["load_average_after"] = load_average()
     report("webload", figures)
+    return figures
+
+
+def _load(
+    wrk: str, settings: Settings, urls: dict[str, list[str]], token: str, duration: int
+) -> dict[str, Any]:
+    """One server shape: each endpoint warmed, then measured."""
+    # Others' work on the same two cores shows here; compare runs at like load.
+    figures: dict[str, Any] = {"load_average_before": load_average()}
+    port = free_port()
+    with (OUT / "webload-server.log").open("w") as log, served(settings, port, log) as pid:
+        for name, paths in urls.items():
+            headers = [] if name.startswith("locate") else [f"Authorization: Bearer {token}"]
+            headers.append("Accept-Encoding: gzip")
+            script = _lua_script(name, paths)
+            base = f"http://127.0.0.1:{port}"
+            _warm(wrk, base, script, headers)
+            command = _command(wrk, base, script, headers, duration, CONNECTIONS)
+            print("  $ " + " ".join(_quoted(part) for part in command), flush=True)
+            cpu_before = _cpu_seconds(pid)
+            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            server_cpu = _cpu_seconds(pid) - cpu_before
+            result = parse_wrk(output)
+            result.update(
+                urls=len(paths),
+                example=paths[0],
+                command=" ".join(_quoted(part) for part in command),
+                server_cpu_ms_per_request=round(1000 * server_cpu / max(result["requests"], 1), 3),
+                meets_floor=result["requests_per_s"] >= FLOOR_RPS
+                and result["latency_ms"]["p99"] < FLOOR_P99_MS,
+            )
+            figures[name] = result
+            print(f"  {name}: {_summary(result)}", flush=True)
+    figures["load_average_after"] = load_average()
     return figures
 
 
@@ -134,7 +152,7 @@ def web_city() -> Settings:
             )
             session.commit()
             print("\n".join(result.lines()), flush=True)
-    return settings.with_(workers=int(os.environ.get("GEOGRID_WORKERS", settings.workers)))
+    return settings
 
 
 def bench_token(session: Session) -> str:
@@ -169,14 +187,15 @@ def layer_paths(session: Session, generation: Any) -> list[str]:
     return paths
 
 
-def locate_paths(session: Session, generation: int, n: int = 2000) -> list[str]:
-    """Points clustered like incidents, in GCJ-02 as phones send them."""
+def locate_paths(session: Session, generation: int, n: int = 2000, crs: str = "gcj02") -> list[str]:
+    """Points clustered like incidents, in GCJ-02 as phones send them (or as WGS84)."""
     areas = generations.generation_areas(session, generation, level="grid")
     lon, lat = clustered_points(areas, n, seed=11)
-    gcj_lon, gcj_lat = wgs84_to_gcj02(lon, lat)
+    if crs == "gcj02":
+        lon, lat = wgs84_to_gcj02(lon, lat)
     return [
-        f"/api/locate?lon={x:.6f}&lat={y:.6f}&crs=gcj02"
-        for x, y in zip(np.asarray(gcj_lon), np.asarray(gcj_lat), strict=True)
+        f"/api/locate?lon={x:.6f}&lat={y:.6f}&crs={crs}"
+        for x, y in zip(np.asarray(lon), np.asarray(lat), strict=True)
     ]
 
 
@@ -222,6 +241,8 @@ def served(settings: Settings, port: int, log: Any, *, warm: bool = True) -> Ite
         **os.environ,
         "GEOGRID_DATABASE_URL": settings.sqlalchemy_url,
         "GEOGRID_WORKERS": str(settings.workers),
+        "GEOGRID_WORKER_CLASS": settings.worker_class,
+        "GEOGRID_THREADS": str(settings.threads),
         "GEOGRID_SECRET_KEY": "bench-only",
     }
     command = [sys.executable, "-c", "from geogrid.cli import main; main()", "serve"]

@@ -13,6 +13,7 @@ by up to a second.
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -38,15 +39,21 @@ CHANGE_CHECK_SECONDS = 1.0
 _KEPT = 256
 #: database URL -> (checked until, on the monotonic clock; the version then).
 _versions: dict[str, tuple[float, tuple[int, int]]] = {}
-_kept: OrderedDict[tuple, tuple[tuple[int, int], bytes]] = OrderedDict()
+_kept: OrderedDict[tuple, tuple[tuple[int, int], AreaStats]] = OrderedDict()
 _lock = threading.Lock()
 
 
 @dataclass(frozen=True)
 class AreaStats:
-    """The figures of one request, and the same as compact JSON (kept for the next asker)."""
+    """The figures of one request as compact JSON, plain and gzipped (kept for the next asker)."""
 
     json: bytes
+    gzipped: bytes
+
+    @classmethod
+    def of(cls, body: bytes) -> AreaStats:
+        """The figures' JSON with its gzipped copy (a city's grids are hundreds of kB)."""
+        return cls(body, gzip.compress(body, compresslevel=6, mtime=0))
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         """The figures as a mapping."""
@@ -87,13 +94,13 @@ def incident_figures(
         kept = _kept.get(key)
         if kept is not None and kept[0] == version:
             _kept.move_to_end(key)
-            return AreaStats(kept[1])
-    body = _count(session, length, period, within, category, scope)
+            return kept[1]
+    stats = AreaStats.of(_count(session, length, period, within, category, scope))
     with _lock:
-        _kept[key] = (version, body)
+        _kept[key] = (version, stats)
         while len(_kept) > _KEPT:
             _kept.popitem(last=False)
-    return AreaStats(body)
+    return stats
 
 
 def parse_period(text: str | None, now: datetime) -> Period:

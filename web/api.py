@@ -14,7 +14,7 @@ import logging
 import threading
 from datetime import datetime
 
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from geogrid.area_stats import incident_figures, parse_period
 from geogrid.errors import CoordinateError, InputError
@@ -70,7 +70,11 @@ def map_stats() -> Response:
         category=_text("category"),
     )
     # Figures change with every filing: a browser asks again each time.
-    return Response(stats.json, mimetype="application/json", headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(stats.gzipped, mimetype="application/json", headers=headers)
+    return Response(stats.json, mimetype="application/json", headers=headers)
 
 
 def _prepare_later(app: Flask, generation: int, level: str) -> None:

@@ -154,3 +154,13 @@ def test_a_revoked_token_is_refused_once_its_trust_runs_out(app, client, auth_he
 
     auth._trusted_tokens.clear()
     assert client.get(url, headers=headers).status_code == 401
+
+
+def test_figures_are_gzipped_when_the_client_accepts_it(client, auth_headers, incidents):
+    import gzip
+    import json
+
+    headers = {**auth_headers("official-1", "official", "370705"), "Accept-Encoding": "gzip"}
+    response = client.get("/api/maps/stats?level=grid&period=2026-11", headers=headers)
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(response.data))["370705001001001"]["count"] == 2
