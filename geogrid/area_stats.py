@@ -103,6 +103,13 @@ def incident_figures(
     return stats
 
 
+def forget() -> None:
+    """Drop the kept figures and the trusted data versions: for tests and tools."""
+    with _lock:
+        _kept.clear()
+        _versions.clear()
+
+
 def parse_period(text: str | None, now: datetime) -> Period:
     """A period written as a day, an ISO week or a month; the current month when not given."""
     if text is None:

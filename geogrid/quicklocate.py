@@ -146,6 +146,22 @@ def locate_prepared(
     return location
 
 
+def prepared_keys() -> list[tuple[int, str]]:
+    """The (generation, level) pairs prepared in this process, of every database."""
+    with _lock:
+        return [(generation, level) for _, generation, level, _ in _prepared]
+
+
+def forget() -> None:
+    """Drop every prepared index and the trusted current generation: for tests and tools.
+
+    A test's rows are rolled back, so what the previous test made current is not.
+    """
+    with _lock:
+        _prepared.clear()
+        _current.clear()
+
+
 def _current_id(session: Session, database: str) -> int | None:
     now = time.monotonic()
     with _lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from geoalchemy2.shape import from_shape
 from sqlalchemy.orm import Session, sessionmaker
 
+from geogrid import area_stats, quicklocate
 from geogrid.models import STORAGE_SRID, Area, Generation
 from geogrid.settings import Settings
 from geogrid.users import add_user, issue_token
@@ -23,11 +24,17 @@ from web import create_app
 
 
 @pytest.fixture
-def app(settings: Settings, session_factory: sessionmaker[Session]) -> Flask:
-    """The app, its sessions joined to the test's transaction."""
+def app(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[Flask]:
+    """The app, its sessions joined to the test's transaction.
+
+    What a process trusts for a second (the current generation, the data version) is
+    forgotten afterwards: the test's rows are rolled back, the next test's are new.
+    """
     app = create_app(settings.with_(secret_key="test-secret"), session_factory=session_factory)
     app.config.update(TESTING=True)
-    return app
+    yield app
+    quicklocate.forget()
+    area_stats.forget()
 
 
 @pytest.fixture
