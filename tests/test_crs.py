@@ -194,6 +194,21 @@ def test_scalars_give_floats_and_arrays_keep_their_shape():
     assert empty[0].shape == (0,)
 
 
+def test_one_point_takes_the_plain_float_path_and_agrees_with_the_arrays():
+    gcj_lon, gcj_lat = china_sample(2000, seed=11)
+    arrays = np.column_stack(crs.gcj02_to_wgs84(gcj_lon, gcj_lat))
+    one_by_one = np.array(
+        [crs.gcj02_to_wgs84(float(a), float(b)) for a, b in zip(gcj_lon, gcj_lat, strict=True)]
+    )
+    # The same formula and stopping rule, but math's sin is not numpy's to the last ulp.
+    np.testing.assert_allclose(one_by_one, arrays, rtol=0, atol=1e-12)
+    assert isinstance(crs.gcj02_to_wgs84(119.1, 36.7)[0], float)
+    assert crs.gcj02_to_wgs84(120, 36) == pytest.approx(crs.gcj02_to_wgs84(120.0, 36.0))
+    assert crs.gcj02_to_wgs84(*CHICAGO) == CHICAGO
+    lon, lat = crs.gcj02_to_wgs84(math.nan, 36.7)
+    assert math.isnan(lon) and lat == 36.7
+
+
 def test_nan_passes_through_without_warnings():
     lon, lat = crs.gcj02_to_wgs84(np.array([np.nan, 119.1]), np.array([36.7, np.nan]))
     assert np.isnan(lon[0]) and np.isnan(lat[1])
