@@ -161,11 +161,14 @@ class _Tree:
 
     def _place_outside(self, answer: _Answer, lon: np.ndarray, lat: np.ndarray) -> None:
         outside = np.flatnonzero(answer.status == OUTSIDE)
-        nearest, distance = self.geometry.nearest(lon[outside], lat[outside])
-        swapped = self.smallest_covering(lat[outside], lon[outside])
         answer.nearest_index = np.full(len(lon), -1, dtype=np.int32)
         answer.nearest_distance_m = np.full(len(lon), np.nan)
         answer.swapped_index = np.full(len(lon), -1, dtype=np.int32)
+        if not len(outside):
+            # Most single lookups: the searches below cost a server's lookup a third.
+            return
+        nearest, distance = self.geometry.nearest(lon[outside], lat[outside])
+        swapped = self.smallest_covering(lat[outside], lon[outside])
         answer.nearest_index[outside] = self.geometry.position(nearest)
         answer.nearest_distance_m[outside] = distance
         answer.swapped_index[outside] = self.geometry.position(swapped)
