@@ -131,7 +131,7 @@ def locate_prepared(
     code = placement.grid_codes()[0]
     if code is not None:
         location.grid_code = str(code)
-        scheme = settings.scheme  # parsed on each use of the property: once here
+        scheme = settings.scheme
         for level_code in [*scheme.ancestors_of(location.grid_code), location.grid_code]:
             level = scheme.level_of(level_code)
             location.codes[level] = level_code

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,8 @@ class Settings:
 
     @property
     def scheme(self) -> CodeScheme:
-        """The parsed code scheme."""
-        return CodeScheme.parse(self.code_scheme)
+        """The parsed code scheme (parsed once per distinct text: servers ask per request)."""
+        return _parsed_scheme(self.code_scheme)
 
     @property
     def uses_private_cluster(self) -> bool:
@@ -197,3 +198,9 @@ def _boolean(raw: str) -> bool:
     if word in ("0", "false", "no", "off"):
         return False
     raise ValueError(raw)
+
+
+@lru_cache(maxsize=8)
+def _parsed_scheme(text: str) -> CodeScheme:
+    # CodeScheme is frozen, so one parsed copy can serve every caller.
+    return CodeScheme.parse(text)
