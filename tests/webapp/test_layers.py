@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import shapely
 
-from geogrid import outlines
+from geogrid import outlines, quicklocate
 
 WAVY_WEST, WAVY_EAST, WAVY_SOUTH, WAVY_NORTH = 119.00, 119.04, 36.70, 36.72
 
@@ -197,7 +197,6 @@ def test_layer_url_builds_the_endpoint(app, city):
 
 
 def test_warming_prepares_outlines_and_the_point_index(app, official, city):
-    from geogrid import quicklocate
     from web.layers import warm_up
 
     outlines.forget()
@@ -216,3 +215,26 @@ def test_the_server_prepares_the_maps_once_before_forking(settings):
     # Built in the master and shared by the workers, which then warm the rest themselves.
     assert options["preload_app"] is True
     assert callable(options["post_worker_init"])
+
+
+def test_each_worker_freezes_what_its_warm_up_made(app, official, city):
+    import gc
+    import logging
+    import time
+    from types import SimpleNamespace
+
+    from web.server import gunicorn_options
+
+    # What gunicorn hands its hook: the worker, with the app and its logger.
+    worker = SimpleNamespace(wsgi=app, log=logging.getLogger("test-worker"))
+    gc.unfreeze()
+    try:
+        gunicorn_options(app.extensions["geogrid"].settings)["post_worker_init"](worker)
+        deadline = time.monotonic() + 60
+        while not gc.get_freeze_count() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The warm-up's outlines, index and weights are out of the collector's sight.
+        assert gc.get_freeze_count() > 0
+        assert any(generation == city.id for generation, _ in quicklocate.prepared_keys())
+    finally:
+        gc.unfreeze()
