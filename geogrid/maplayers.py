@@ -30,8 +30,7 @@ from branca.element import Element, Figure
 from folium.template import Template
 
 # The level styles are grid_map's, so both kinds of map look alike.
-from geogrid.maps import NO_TILES, Legend, base_map, label
-from geogrid.maps import _level_styles as level_styles
+from geogrid.maps import NO_TILES, Legend, base_map, label, level_styles
 
 #: Zoom levels at which outlines are simplified afresh; a map at zoom z draws the largest
 #: bucket not above z (the first bucket below 6), so one answer per bucket is cached.

@@ -111,7 +111,7 @@ def grid_map(
     if m is None:
         m = base_map(tiles, attribution=attribution, language=language)
     tolerance = simplify if simplify is not None else display_tolerance(bounds)
-    styles = _level_styles(drawn)
+    styles = level_styles(drawn)
     # Finest first, so the coarser outlines are painted over the fills.
     for level in reversed(drawn):
         frame = areas[areas["level"] == level]
@@ -385,7 +385,12 @@ def _lonlat(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return areas
 
 
-def _level_styles(levels: Sequence[str]) -> dict[str, dict[str, Any]]:
+def level_styles(levels: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Leaflet path styles per level, coarsest first: heavier outlines above, the finest filled.
+
+    Shared by the inline maps here and the fetched layers of :mod:`geogrid.maplayers`,
+    so a level looks the same however it arrives.
+    """
     finest = len(levels) - 1
     styles = {}
     for depth, level in enumerate(levels):
