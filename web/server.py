@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Threads per worker (gthread) by default (``GEOGRID_THREADS``): pages wait on the database.
 THREADS = Settings.threads
+#: gunicorn's worker class for each ``GEOGRID_WORKER_CLASS``: gthread workers that take
+#: new connections only while a thread is free (web/workers.py), or gunicorn's sync.
+WORKER_CLASSES = {"gthread": "web.workers.FairThreadWorker", "sync": "sync"}
 #: Seconds a request may take; a whole county's grids render well within it.
 TIMEOUT = 120
 #: Options older gunicorn releases do not have; they are skipped there.
@@ -68,7 +71,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "bind": bind_address(settings.host, settings.port),
         "workers": settings.workers,
         "threads": settings.threads,
-        "worker_class": settings.worker_class,
+        "worker_class": WORKER_CLASSES[settings.worker_class],
         "timeout": TIMEOUT,
         "accesslog": "-",
         "errorlog": "-",

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from flask import Flask
+from gunicorn.workers.gthread import ThreadWorker
 
 from geogrid.errors import ConfigError
 from web import create_app
@@ -17,7 +18,8 @@ def test_gunicorn_takes_address_and_workers_from_the_settings(settings):
     server = GeogridServer(chosen, gunicorn_options(chosen))
     assert server.cfg.bind == ["0.0.0.0:8123"]
     assert server.cfg.workers == 3 and server.cfg.threads == THREADS
-    assert server.cfg.worker_class_str == "gthread"
+    assert server.cfg.worker_class_str == "web.workers.FairThreadWorker"
+    assert issubclass(server.cfg.worker_class, ThreadWorker)
     # Each worker builds its own app (and database pool) from the same settings.
     app = server.load()
     assert isinstance(app, Flask) and app.config["SECRET_KEY"] == "k"
