@@ -5,8 +5,8 @@ Forbidden) over a month, an ISO week or a range of days (Asia/Shanghai). The pag
 shows incident density, counts and rates per unit of a chosen level, hotspots
 (:mod:`geogrid.hotspots`), the deadline figures and league table of the units one level
 below the area (:func:`geogrid.reports.build_report`, limited to the area), and the
-incidents overdue now. Everything is read through the actor, so a query never leaves
-the scope whatever the page asks for.
+incidents overdue now. A category, when chosen, limits all of them alike. Everything is
+read through the actor, so a query never leaves the scope whatever the page asks for.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from geogrid import sla
 from geogrid.actors import OFFICIAL, UNSCOPED_ROLES, Actor
+from geogrid.categories import get_category
 from geogrid.codes import CodeScheme
 from geogrid.errors import Forbidden, InputError, NotFound
 from geogrid.generations import metric_srid_of
@@ -121,6 +122,13 @@ def choose_area(
     if name is None:
         raise NotFound(f"there is no area {code} in generation {generation}", field="area")
     return AreaChoice(code, name, level)
+
+
+def choose_category(session: Session, code: str | None) -> str | None:
+    """The category to show, None for all; a retired one too, since its history stays."""
+    if code is None:
+        return None
+    return get_category(session, code, allow_retired=True).code
 
 
 def default_area_code(session: Session, actor: Actor, generation: int) -> str:
@@ -333,15 +341,21 @@ def deadline_report(
     period: Period,
     *,
     now: datetime,
+    category: str | None = None,
 ) -> Report:
-    """The report of the area's units one level down: deadline figures (totals) and league table."""
+    """The report of the area's units one level down: deadline figures (totals) and league table.
+
+    ``category`` limits every figure to that category's incidents.
+    """
     if not actor.covers(area.code):
         raise Forbidden(f"area {area.code} is outside the scope of {actor.name}", field="area")
     # Reports are limited by their reader's scope; reading one as an official whose scope
     # is just this area limits it to the area, which the actor is known to cover.
     reader = Actor(actor.name, OFFICIAL, (area.code,))
     level = league_level(settings.scheme, area.level)
-    return build_report(session, settings, period.kind, period, level, actor=reader, now=now)
+    return build_report(
+        session, settings, period.kind, period, level, actor=reader, now=now, category=category
+    )
 
 
 def category_choices(session: Session, language: str) -> list[tuple[str, str]]:

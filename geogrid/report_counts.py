@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import and_, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from geogrid.attribution import attribute
@@ -28,6 +28,11 @@ def scope_clause(scope: tuple[str, ...]) -> Any:
     if not scope:
         return false()
     return or_(*(Incident.grid_code.startswith(prefix, autoescape=True) for prefix in scope))
+
+
+def category_clause(category: str | None) -> Any:
+    """SQL: the incident is of the category (always true when every category counts)."""
+    return true() if category is None else Incident.category == category
 
 
 def query_frame(session: Session, query: Any) -> pd.DataFrame:
@@ -55,14 +60,22 @@ def query_frame(session: Session, query: Any) -> pd.DataFrame:
 
 
 class Counting:
-    """How incidents become units: grouped by code prefix, after re-attribution if asked."""
+    """How incidents become units: grouped by code prefix, after re-attribution if asked.
+
+    ``category``, when given, limits what is counted to incidents of that category.
+    """
 
     def __init__(
-        self, unit_length: int, scope: tuple[str, ...] | None, successors: pd.DataFrame | None
+        self,
+        unit_length: int,
+        scope: tuple[str, ...] | None,
+        successors: pd.DataFrame | None,
+        category: str | None = None,
     ) -> None:
         self.unit_length = unit_length
         self.scope = scope
         self.successors = successors
+        self.category = category
         self.unmapped: set[str] = set()
 
     def keys(self) -> list[Any]:
@@ -72,8 +85,8 @@ class Counting:
         return [Incident.generation.label("generation"), Incident.grid_code.label("code")]
 
     def where(self) -> list[Any]:
-        """SQL conditions: placed in a grid, and in scope when counting as recorded."""
-        conditions: list[Any] = [Incident.grid_code.is_not(None)]
+        """SQL conditions: placed in a grid, of the category, in scope when counting as recorded."""
+        conditions: list[Any] = [Incident.grid_code.is_not(None), category_clause(self.category)]
         if self.scope is not None and self.successors is None:
             conditions.append(scope_clause(self.scope))
         return conditions

@@ -22,7 +22,7 @@ from geogrid.errors import CalendarNotCovered
 from geogrid.models import Incident
 from geogrid.periods import Period
 from geogrid.repeats import repeat_flags
-from geogrid.report_counts import query_frame, scope_clause
+from geogrid.report_counts import category_clause, query_frame, scope_clause
 from geogrid.sla import open_condition, resolution_working_days_many
 from geogrid.workdays import WorkCalendar
 
@@ -56,8 +56,12 @@ class Alert:
         }
 
 
-def incident_rows(session: Session, period: Period) -> pd.DataFrame:
-    """The incidents reported in the period and the repeat window before it, as numbers."""
+def incident_rows(session: Session, period: Period, category: str | None = None) -> pd.DataFrame:
+    """The incidents reported in the period and the repeat window before it, as numbers.
+
+    Limited to one category, the rows still find every repeat of its incidents: an
+    incident repeats only earlier ones of its own category.
+    """
     i = Incident
     in_period = i.reported_at >= period.start
     # The repeat window before the period needs only place, category and time; leaving the
@@ -77,6 +81,7 @@ def incident_rows(session: Session, period: Period) -> pd.DataFrame:
         i.reported_at >= period.start - REPEAT_WINDOW,
         i.reported_at < period.end,
         i.state != "merged",
+        category_clause(category),
     )
     rows = query_frame(session, query)
     for column in ("lon", "lat", "reported_s", "resolved_s", "paused_s"):
@@ -174,9 +179,16 @@ def repeats(rows: pd.DataFrame, distance_m: float, epsg: int) -> np.ndarray:
 
 
 def incident_alerts(
-    session: Session, period: Period, now: datetime, scope: tuple[str, ...] | None
+    session: Session,
+    period: Period,
+    now: datetime,
+    scope: tuple[str, ...] | None,
+    category: str | None = None,
 ) -> list[Alert]:
-    """Alerts for incidents without deadlines (period) and incidents waiting to be placed."""
+    """Alerts for incidents without deadlines (period) and incidents waiting to be placed.
+
+    Both keep to the report's scope and, when it has one, its category.
+    """
     i = Incident
     alerts: list[Alert] = []
     no_deadline = [
@@ -184,6 +196,7 @@ def incident_alerts(
         i.reported_at < period.end,
         i.state != "merged",
         i.deadline_alert.is_not(None),
+        category_clause(category),
     ]
     if scope is not None:
         no_deadline.append(scope_clause(scope))
@@ -198,7 +211,12 @@ def incident_alerts(
     if scope is None:
         # No grid is the same as outside (a check constraint), and that one the
         # (grid_code, reported_at) index finds directly, in order.
-        outside = [i.grid_code.is_(None), i.reported_at <= now, open_condition()]
+        outside = [
+            i.grid_code.is_(None),
+            i.reported_at <= now,
+            open_condition(),
+            category_clause(category),
+        ]
         alerts += _listed(
             session,
             outside,

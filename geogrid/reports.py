@@ -35,6 +35,10 @@ Measures per unit:
   it has; ``rank`` by score, highest first, equal scores sharing a rank, only for
   units with at least ``min_to_rank`` incidents (the others are listed unranked).
 
+A report may be limited to one incident category (``category``): every measure above,
+the overdue snapshot, the repeat places and the alerts then count that category's
+incidents only; every unit is still listed.
+
 Counts are aggregated in SQL, grouped by the code prefix (:mod:`geogrid.report_counts`);
 medians, working time and repeat places are computed with numpy over the period's rows
 (:mod:`geogrid.report_measures`). Nothing here reads reporters' contacts.
@@ -53,6 +57,7 @@ from sqlalchemy.orm import Session
 from geogrid import report_measures as measures
 from geogrid.actors import UNSCOPED_ROLES, Actor
 from geogrid.attribution import CURRENT, check_attribution, successor_map
+from geogrid.categories import get_category
 from geogrid.codes import CodeScheme
 from geogrid.errors import InputError
 from geogrid.generations import metric_srid_of, resolve_generation
@@ -62,7 +67,7 @@ from geogrid.report_measures import Alert
 from geogrid.settings import Settings
 from geogrid.workdays import SHANGHAI, WorkCalendar, load_calendar
 
-__all__ = ["PERIOD_KINDS", "Alert", "Period", "Report", "build_report"]
+__all__ = ["PERIOD_KINDS", "Alert", "Period", "Report", "ReportCategory", "build_report"]
 
 #: Weights of the rates in the score; a unit without a rate is scored on the others.
 SCORE_WEIGHTS = {"accept_on_time_rate": 0.3, "resolve_on_time_rate": 0.4, "satisfaction_rate": 0.3}
@@ -119,6 +124,15 @@ _RATES = {
 
 
 @dataclass(frozen=True)
+class ReportCategory:
+    """The one incident category a report counts, with its names for titles and pages."""
+
+    code: str
+    name_zh: str
+    name_en: str
+
+
+@dataclass(frozen=True)
 class Report:
     """One report: a row per unit (``table``, in ranking order), totals and alerts."""
 
@@ -133,6 +147,8 @@ class Report:
     totals: dict[str, Any]
     alerts: list[Alert] = field(default_factory=list)
     min_to_rank: int = MIN_TO_RANK
+    #: The category the report counts; None for every category.
+    category: ReportCategory | None = None
 
     @property
     def kind(self) -> str:
@@ -167,6 +183,7 @@ class Report:
             "generation": self.generation,
             "now": self.now.isoformat(),
             "scope": list(self.scope),
+            "category": self.category.code if self.category else None,
             "min_to_rank": self.min_to_rank,
             "score_weights": SCORE_WEIGHTS,
             "totals": self.totals,
@@ -187,11 +204,17 @@ def build_report(
     now: datetime | None = None,
     calendar: WorkCalendar | None = None,
     min_to_rank: int = MIN_TO_RANK,
+    category: str | None = None,
 ) -> Report:
-    """The report of ``kind`` for ``period`` with one row per unit of ``level``."""
+    """The report of ``kind`` for ``period`` with one row per unit of ``level``.
+
+    ``category``, an incident category code, limits every measure to that category's
+    incidents (an unknown code is an InputError naming ``category``).
+    """
     period = _as_period(kind, period)
     unit_length = _unit_length(settings.scheme, level)
     check_attribution(attribution)
+    counted_category = _category_of(session, category)
     now = _aware_now(now)
     calendar = calendar if calendar is not None else load_calendar(session)
     current = resolve_generation(session, None)
@@ -199,11 +222,11 @@ def build_report(
     scope = _scope_of(actor)
     grid_level = settings.scheme.default_geocode_level
     successors = successor_map(session, grid_level, generation) if attribution == CURRENT else None
-    counting = Counting(unit_length, scope, successors)
+    counting = Counting(unit_length, scope, successors, category)
 
     counts = counting.to_units(period_counts(session, period, now, counting))
     overdue = counting.to_units(overdue_counts(session, now, counting))
-    rows = measures.incident_rows(session, period)
+    rows = measures.incident_rows(session, period, category)
     rows["unit"] = counting.unit_of(rows)
     alerts = measures.calendar_alerts(calendar, period)
     days = measures.resolution_days(rows, period, calendar, alerts)
@@ -219,11 +242,21 @@ def build_report(
     table["median_resolve_days"] = table["code"].map(days.groupby(rows["unit"]).median())
     table = _score_and_rank(_with_rates(table), min_to_rank)
     totals = _totals(table, days[subject])
-    alerts += measures.incident_alerts(session, period, now, scope)
+    alerts += measures.incident_alerts(session, period, now, scope, category)
     if counting.unmapped:
         alerts.insert(0, measures.unmapped_alert(sorted(counting.unmapped)))
     return Report(
-        period, level, attribution, generation, now, scope or (), table, totals, alerts, min_to_rank
+        period,
+        level,
+        attribution,
+        generation,
+        now,
+        scope or (),
+        table,
+        totals,
+        alerts,
+        min_to_rank,
+        category=counted_category,
     )
 
 
@@ -299,6 +332,14 @@ def _aware_now(now: datetime | None) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise InputError("now needs a time zone (geogrid times are Asia/Shanghai)", field="now")
     return now.astimezone(SHANGHAI)
+
+
+def _category_of(session: Session, code: str | None) -> ReportCategory | None:
+    """The category to count, None for all; retired ones too, since their history stays."""
+    if code is None:
+        return None
+    category = get_category(session, code, allow_retired=True)
+    return ReportCategory(category.code, category.name_zh, category.name_en)
 
 
 def _scope_of(actor: Actor | None) -> tuple[str, ...] | None:

@@ -80,6 +80,9 @@ _WORDS = {
     "gone": ("当前版本无此单位", "not in the current generation"),
     "units": ("单位", "Units"),
     "alerts": ("提醒", "Alerts"),
+    "category": ("类别", "category"),
+    "generation": ("网格版本", "generation"),
+    "as_of": ("统计时间", "as of"),
 }
 _RATES = ("accept_on_time_rate", "resolve_on_time_rate", "satisfaction_rate")
 _DECIMALS = ("median_resolve_days", "score")
@@ -114,19 +117,18 @@ def write_report_csv(report: Report, path: str | Path, *, language: str = "zh_CN
 
 
 def title(report: Report, language: str = "zh_CN") -> str:
-    """The title line: kind, period, level, attribution and generation."""
+    """The title line: kind, period, level, the category if just one, attribution, generation."""
     lang = _language(language)
-    kind, level = _word(report.kind, lang), _word(report.level, lang)
-    attribution = _word(report.attribution, lang)
-    if lang:
-        return (
-            f"{kind} {report.period.label} · {level} · {attribution} · "
-            f"generation {report.generation} · as of {_local(report.now):%Y-%m-%d %H:%M}"
-        )
-    return (
-        f"{kind} {report.period.label} · {level} · {attribution} · "
-        f"网格版本 {report.generation} · 统计时间 {_local(report.now):%Y-%m-%d %H:%M}"
-    )
+    parts = [f"{_word(report.kind, lang)} {report.period.label}", _word(report.level, lang)]
+    if report.category is not None:
+        name = (report.category.name_zh, report.category.name_en)[lang]
+        parts.append(f"{_word('category', lang)} {name}")
+    parts += [
+        _word(report.attribution, lang),
+        f"{_word('generation', lang)} {report.generation}",
+        f"{_word('as_of', lang)} {_local(report.now):%Y-%m-%d %H:%M}",
+    ]
+    return " · ".join(parts)
 
 
 # -- rows ------------------------------------------------------------------------------------

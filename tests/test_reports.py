@@ -11,10 +11,11 @@ from geoalchemy2.shape import from_shape
 from shapely import Point
 
 from geogrid.actors import Actor
+from geogrid.categories import set_category
 from geogrid.errors import CodeError, InputError
 from geogrid.periods import Period, last_complete
 from geogrid.repeats import repeat_flags
-from geogrid.reports import SCORE_WEIGHTS, build_report
+from geogrid.reports import COUNTS, SCORE_WEIGHTS, build_report
 from geogrid.workdays import SHANGHAI, WorkCalendar
 
 G1, G2, G3, G4 = "370705001001001", "370705001001002", "370705002001001", "370705002001002"
@@ -289,6 +290,42 @@ def test_scope_limits_the_report(october, settings):
     assert monthly(october, settings, actor=nobody).table.empty
 
 
+def test_a_category_limits_every_measure(october, settings):
+    # Retired since: its incidents' history still has a report.
+    set_category(october, "noise", active=False)
+    noise = monthly(october, settings, category="noise")
+    assert (noise.category.code, noise.category.name_zh) == ("noise", "噪音扰民")
+    assert noise.as_dict()["category"] == "noise"
+    assert sorted(noise.table["code"]) == [G1, G2, G3, G4]  # every unit is still listed
+    g3 = noise.row(G3)
+    handled_well = ("received", "accepted_on_time", "resolved_on_time", "satisfied")
+    assert [g3[measure] for measure in handled_well] == [1, 1, 1, 1]
+    # It lies where an environment incident was reported before: no repeat of its own kind.
+    assert g3["repeat_locations"] == 0
+    assert g3["rank"] is None  # one incident is too few to rank
+    assert [noise.row(code)["received"] for code in (G1, G2, G4)] == [0, 0, 0]
+    assert (noise.totals["received"], noise.totals["overdue_now"]) == (1, 0)
+    # The incidents without deadlines and outside every grid are environment ones.
+    assert not {"deadline_alert", "awaiting_placement"} & {a.kind for a in noise.alerts}
+    again = monthly(october, settings, category="noise", attribution="current")
+    assert again.row(G3)["received"] == 1 and again.totals["received"] == 1
+
+
+def test_the_categories_add_up_to_the_whole(october, settings):
+    everything = monthly(october, settings)
+    assert everything.category is None and everything.as_dict()["category"] is None
+    environment = monthly(october, settings, category="environment")
+    noise = monthly(october, settings, category="noise")
+    for code in (G1, G2, G3, G4):
+        for measure in COUNTS:
+            parts = environment.row(code)[measure] + noise.row(code)[measure]
+            assert parts == everything.row(code)[measure], (code, measure)
+    assert environment.row(G3)["received"] == 3 and environment.row(G3)["repeat_locations"] == 1
+    assert environment.totals["overdue_now"] == everything.totals["overdue_now"] == 2
+    assert [a.kind for a in environment.alerts] == [a.kind for a in everything.alerts]
+    assert monthly(october, settings, category="dispute").totals["received"] == 0
+
+
 def test_report_as_json_has_no_contacts(october, settings):
     data = monthly(october, settings).as_dict()
     assert data["period"] == "2026-10" and data["level"] == "grid"
@@ -356,6 +393,9 @@ def test_bad_arguments_name_their_field(october, settings):
     with pytest.raises(InputError) as info:
         build_report(october, settings, "monthly", Period.parse("daily", "2026-10-01"), "grid")
     assert info.value.field == "period"
+    with pytest.raises(InputError) as info:
+        build_report(october, settings, "monthly", "2026-10", "grid", category="graffiti")
+    assert info.value.field == "category" and "graffiti" in info.value.message
 
 
 def brute_force_repeats(x, y, categories, times, ids, asking, distance_m, window_s):

@@ -17,7 +17,7 @@ from geogrid.cli import main
 from geogrid.errors import InputError
 from geogrid.models import Area, IncidentContact
 from geogrid.reports import build_report
-from geogrid.sheets import write_report_csv, write_report_xlsx
+from geogrid.sheets import title, write_report_csv, write_report_xlsx
 from geogrid.workdays import SHANGHAI
 
 G1, G2, G3, G4 = "370705001001001", "370705001001002", "370705002001001", "370705002001002"
@@ -121,6 +121,18 @@ def test_xlsx_in_english(report, tmp_path):
     assert info.value.field == "language"
 
 
+def test_a_category_is_named_in_the_titles(db, settings, report, tmp_path):
+    assert "类别" not in title(report)  # every category: nothing to say
+    limited = build_report(db, settings, "monthly", "2026-10", "grid", now=NOW, category="noise")
+    path = tmp_path / "noise.xlsx"
+    write_report_xlsx(limited, path)
+    units, alerts = openpyxl.load_workbook(path).worksheets
+    assert units["A1"].value.startswith("月报(月评比) 2026-10 · 网格 · 类别 噪音扰民 · 按上报时")
+    assert alerts["A1"].value == units["A1"].value
+    assert units.cell(units.max_row, 3).value == 0  # no noise incident: the total received
+    assert title(limited, "en").startswith("Monthly report 2026-10 · grid · category Noise · as")
+
+
 def test_csv_has_a_bom_and_guards_formulas(report, tmp_path):
     path = tmp_path / "report.csv"
     write_report_csv(report, path)
@@ -187,6 +199,18 @@ def test_the_report_command(cli_database, tmp_path):
     assert [row["code"] for row in json.loads(scoped.output)["rows"]] == [G3, G4]
 
 
+def test_the_report_command_counts_one_category(cli_database):
+    asked = ["monthly", "--period", "2026-10", "--as-of", "2026-11-02T09:00", "--json"]
+    environment = json.loads(geogrid(cli_database, *asked, "--category", "environment").output)
+    assert environment["category"] == "environment" and environment["totals"]["received"] == 8
+    noise = json.loads(geogrid(cli_database, *asked, "--category", "noise").output)
+    assert noise["category"] == "noise" and noise["totals"]["received"] == 0
+    assert len(noise["rows"]) == 4  # every grid, none with an incident
+    table = geogrid(cli_database, "monthly", "--period", "2026-10", "--category", "noise")
+    assert "Monthly report 2026-10 · grid · category Noise · as recorded" in table.output
+    assert "0 incidents received" in table.output
+
+
 def test_the_report_command_names_bad_input(cli_database):
     bad = geogrid(cli_database, "weekly", "--period", "2026-11")
     assert bad.exit_code == 1 and "error [period]" in bad.output
@@ -195,3 +219,6 @@ def test_the_report_command_names_bad_input(cli_database):
     assert level.exit_code == 1 and "error [level]" in level.output
     both = geogrid(cli_database, "daily", "--xlsx", "a.xlsx", "--csv", "a.csv")
     assert both.exit_code == 2
+    unknown = geogrid(cli_database, "daily", "--category", "graffiti")
+    assert unknown.exit_code == 1 and "error [category]" in unknown.output
+    assert "known categories: " in unknown.output

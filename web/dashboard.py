@@ -3,7 +3,8 @@
 Filters, all in the query string so a view can be bookmarked and shared: ``area`` (a
 code the user covers; by default their scope's first), ``period`` (``month``, ``week``
 or ``range``, with ``month=YYYY-MM``, ``week=YYYY-Www`` or ``from``/``to`` days; by
-default the last full month, Shanghai time), ``category``, ``level`` (the units the map
+default the last full month, Shanghai time), ``category`` (the map, figures, league
+table, overdue list and export all count its incidents only), ``level`` (the units the map
 counts by) and ``slice`` (``week`` or ``month``, for emerging hotspots). The view reads
 everything through :mod:`geogrid.dashboard` with the signed-in actor, so an area outside
 the scope is a 403 however the URL was made.
@@ -20,7 +21,7 @@ from typing import Any
 import folium
 import openpyxl
 import pandas as pd
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, render_template, url_for
 from sqlalchemy.orm import Session
 
 from geogrid import dashboard as board
@@ -47,6 +48,7 @@ from geogrid.workdays import SHANGHAI
 from web.auth import page_actor
 from web.db import get_session, get_settings
 from web.i18n import current_language, gettext
+from web.incidents import query_text
 from web.vendor import asset_url
 
 bp = Blueprint("dashboard", __name__)
@@ -90,7 +92,7 @@ def dashboard() -> str:
     now = datetime.now(SHANGHAI)
     filters = _filters(session, settings, actor, generation.id, now)
     language = current_language()
-    report = board.deadline_report(session, settings, actor, filters.area, filters.period, now=now)
+    report = _report(session, settings, actor, filters, now)
     overdue, overdue_total = board.overdue_incidents(
         session,
         actor,
@@ -130,10 +132,11 @@ def league_xlsx() -> Response:
     generation = resolve_generation(session, None).id
     now = datetime.now(SHANGHAI)
     filters = _filters(session, settings, actor, generation, now)
-    report = board.deadline_report(session, settings, actor, filters.area, filters.period, now=now)
+    report = _report(session, settings, actor, filters, now)
     language = current_language()
     period = filters.period.label.replace("/", "_")
-    name = f"league-{filters.area.code}-{period}-{report.level}.xlsx"
+    only = f"-{filters.category}" if filters.category else ""
+    name = f"league-{filters.area.code}-{period}-{report.level}{only}.xlsx"
     with tempfile.TemporaryDirectory(prefix="geogrid-league-") as folder:
         path = Path(folder) / name
         sheets.write_report_xlsx(report, path, language=language)
@@ -167,33 +170,36 @@ def _filters(
     session: Session, settings: Settings, actor: Actor, generation: int, now: datetime
 ) -> Filters:
     scheme = settings.scheme
-    area = board.choose_area(session, scheme, actor, _arg("area"), generation)
-    period_kind = _arg("period") or "month"
+    area = board.choose_area(session, scheme, actor, query_text("area"), generation)
+    period_kind = query_text("period") or "month"
     period = board.choose_period(
         period_kind,
         now=now,
-        month=_arg("month"),
-        week=_arg("week"),
-        first=_arg("from"),
-        last=_arg("to"),
+        month=query_text("month"),
+        week=query_text("week"),
+        first=query_text("from"),
+        last=query_text("to"),
     )
-    category = _arg("category")
-    if category and category not in {code for code, _ in board.category_choices(session, "en")}:
-        raise InputError(f"there is no category {category!r}", field="category")
+    category = board.choose_category(session, query_text("category"))
     allowed = board.analysis_levels(scheme, area.level)
-    level = _arg("level") or allowed[-1]
+    level = query_text("level") or allowed[-1]
     scheme.level(level)  # an unknown level name is an error
     if level not in allowed:
         # A level kept from a coarser area: count by the finest the new area has.
         level = allowed[-1]
-    slice_kind = _arg("slice") or "month"
+    slice_kind = query_text("slice") or "month"
     if slice_kind not in board.SLICES:
         raise InputError(f"slices are week or month, not {slice_kind!r}", field="slice")
     return Filters(area, period, period_kind, category, level, slice_kind)
 
 
-def _arg(name: str) -> str | None:
-    return request.args.get(name, "").strip() or None
+def _report(
+    session: Session, settings: Settings, actor: Actor, filters: Filters, now: datetime
+) -> Report:
+    """The deadline figures and league table of the filters' area, period and category."""
+    return board.deadline_report(
+        session, settings, actor, filters.area, filters.period, now=now, category=filters.category
+    )
 
 
 # -- the map -------------------------------------------------------------------------------

@@ -2,10 +2,11 @@
 
 ``?period=`` (``2026-11-28``, ``2026-W48``, ``2026-11``; default the last complete
 one), ``level=`` (default the level incidents are placed in),
-``attribution=recorded|current`` and ``format=json|xlsx|csv`` (file headers in the
-request's language, Chinese by default). For officials and administrators with a token;
-the report covers the caller's scope (:func:`geogrid.reports.build_report` with the
-actor). Files come as attachments named for the kind, period and level.
+``attribution=recorded|current``, ``category=`` (an incident category code: count only
+its incidents) and ``format=json|xlsx|csv`` (file headers in the request's language,
+Chinese by default). For officials and administrators with a token; the report covers
+the caller's scope (:func:`geogrid.reports.build_report` with the actor). Files come as
+attachments named for the kind, period, level and category.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def report(kind: str) -> Response:
     asked = query_text("period")
     period = Period.parse(kind, asked) if asked else last_complete(kind, now)
     level = query_text("level") or settings.scheme.default_geocode_level
+    category = query_text("category")
     built = build_report(
         get_session(),
         settings,
@@ -59,11 +61,14 @@ def report(kind: str) -> Response:
         attribution=query_text("attribution") or "recorded",
         actor=actor,
         now=now,
+        category=category,
     )
     if file_format == "json":
         return jsonify(built.as_dict())
     writer = sheets.write_report_xlsx if file_format == "xlsx" else sheets.write_report_csv
-    name = f"report-{kind}-{period.label}-{level}.{file_format}"
+    # A CSV has no title row: its name is what says which category it counts.
+    only = f"-{category}" if category else ""
+    name = f"report-{kind}-{period.label}-{level}{only}.{file_format}"
     with tempfile.TemporaryDirectory(prefix="geogrid-report-") as folder:
         path = Path(folder) / name
         writer(built, path, language=current_language())

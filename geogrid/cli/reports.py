@@ -30,6 +30,11 @@ from geogrid.workdays import SHANGHAI
     show_default=True,
     help="count incidents in the grid they were recorded in, or in today's grids (lineage)",
 )
+@click.option(
+    "--category",
+    metavar="CODE",
+    help="count only incidents of this category (`geogrid incidents categories`); default: all",
+)
 @click.option("--xlsx", "xlsx_path", type=click.Path(dir_okay=False), help="write an XLSX file")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="write a CSV file")
 @click.option("--json", "as_json", is_flag=True, help="print the whole report as JSON")
@@ -48,6 +53,7 @@ def report_command(
     period: str | None,
     level: str | None,
     attribution: str,
+    category: str | None,
     xlsx_path: str | None,
     csv_path: str | None,
     as_json: bool,
@@ -74,6 +80,7 @@ def report_command(
             attribution=attribution,
             actor=make_actor(user, role, scope),
             now=now,
+            category=category,
         )
     language = language or settings.language
     if xlsx_path:

@@ -161,7 +161,32 @@ def test_the_category_filter_narrows_the_map_and_the_overdue_list(login_as, octo
     assert f"#{october['overdue'].id}" in overdue
     assert f"#{october['g3-3'].id}" not in overdue
     assert js("1 件事件") in html  # the heat map's legend counts the noise incident only
-    assert "时限指标和评比排名统计全部类别。" in html
+
+
+def league_received(html: str) -> dict[str, int]:
+    """The league table's received count per unit name."""
+    league = html[html.index('id="league"') : html.index('id="overdue"')]
+    rows = re.findall(r'title="\d+">([^<]+)</a></td>\s*<td>(\d+)</td>', league)
+    return {name: int(received) for name, received in rows}
+
+
+def test_the_category_filter_narrows_the_figures_and_the_league_table(login_as, october):
+    official = login_as("official", COUNTY)
+    everything = page(official, f"/dashboard?{OCTOBER}")
+    assert league_received(everything) == {"东关街道": 6, "大虞街道": 2}
+    assert re.search(r"当前超期</dt><dd>3</dd>", everything)
+    # The noise incident alone: received, not accepted by its deadline, overdue now.
+    html = page(official, f"/dashboard?{OCTOBER}&category=noise")
+    figures = html[html.index('id="figures"') : html.index('id="league"')]
+    assert "<h2>时限指标 · 噪音扰民</h2>" in figures
+    assert re.search(r"收件数</dt><dd>1</dd>", figures)
+    assert re.search(r"按时受理</dt><dd>0 / 1 <small>0.0%</small>", figures)
+    assert re.search(r"当前超期</dt><dd>1</dd>", figures)
+    assert league_received(html) == {"东关街道": 1, "大虞街道": 0}
+    assert re.search(r"<h2>评比排名 · [^<]+ · 噪音扰民</h2>", html)
+    environment = page(official, f"/dashboard?{OCTOBER}&category=environment&lang=en")
+    assert "<h2>Deadline figures · Environment and sanitation</h2>" in environment
+    assert league_received(environment) == {"东关街道": 5, "大虞街道": 2}
 
 
 def test_weeks_and_ranges(login_as, october):
@@ -182,6 +207,7 @@ def test_weeks_and_ranges(login_as, october):
         ("period=year", "period"),
         ("month=2026-13", "period"),
         ("category=nonsense", "category"),
+        ("category=%00", "category"),
         ("slice=day", "slice"),
         ("area=37", "area"),
     ],
@@ -220,6 +246,16 @@ def test_the_export_keeps_to_the_scope_and_the_range(login_as, october):
     assert rows[0][0].startswith("自定义时段 2026-10-01/2026-10-10")
     assert [row[0] for row in rows[2:]] == [C1, "合计"]
     assert rows[2][2] == 3  # G1 on the 2nd, 5th and 8th
+
+
+def test_the_export_counts_the_chosen_category(login_as, october):
+    response = login_as("official", COUNTY).get(f"/dashboard/league.xlsx?{OCTOBER}&category=noise")
+    assert response.status_code == 200
+    disposition = response.headers["Content-Disposition"]
+    assert 'filename="league-370705-2026-10-township-noise.xlsx"' in disposition
+    rows = list(openpyxl.load_workbook(io.BytesIO(response.data)).worksheets[0].values)
+    assert "类别 噪音扰民" in rows[0][0]
+    assert {row[0]: row[2] for row in rows[2:]} == {T1: 1, T2: 0, "合计": 1}
 
 
 def test_english_export_headers(login_as, october):

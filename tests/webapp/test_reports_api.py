@@ -75,6 +75,30 @@ def test_csv_download_in_english(client, october, auth_headers):
     assert text.startswith("Code,") and G1 in text
 
 
+def test_a_category_limits_the_report_and_names_its_files(client, db, october, auth_headers):
+    add_incident(
+        db,
+        grid_code=G3,
+        reported_at=datetime(2026, 10, 21, 9, tzinfo=SHANGHAI),
+        category="dispute",
+    )
+    official = auth_headers("zhao", "official", COUNTY)
+    asked = "/api/reports/monthly?period=2026-10&level=community"
+    everything = client.get(asked, headers=official).get_json()
+    assert everything["category"] is None and everything["totals"]["received"] == 4
+    disputes = client.get(f"{asked}&category=dispute", headers=official).get_json()
+    assert disputes["category"] == "dispute"
+    assert {row["code"]: row["received"] for row in disputes["rows"]} == {C1: 0, C2: 1}
+    environment = client.get(f"{asked}&category=environment", headers=official).get_json()
+    assert {row["code"]: row["received"] for row in environment["rows"]} == {C1: 2, C2: 1}
+    sheet = client.get(f"{asked}&category=dispute&format=csv", headers=official)
+    assert sheet.status_code == 200, sheet.get_data(as_text=True)
+    disposition = sheet.headers["Content-Disposition"]
+    assert disposition == 'attachment; filename="report-monthly-2026-10-community-dispute.csv"'
+    rows = sheet.data.decode("utf-8-sig").splitlines()
+    assert rows[-1].startswith("合计,,1,")
+
+
 def test_without_a_period_the_last_complete_one_is_reported(client, october, auth_headers):
     official = auth_headers("zhao", "official", COUNTY)
     report = client.get("/api/reports/daily", headers=official).get_json()
@@ -90,6 +114,8 @@ def test_without_a_period_the_last_complete_one_is_reported(client, october, aut
         ("/api/reports/monthly?level=street", 400, "level"),
         ("/api/reports/monthly?attribution=guessed", 400, "attribution"),
         ("/api/reports/monthly?format=pdf", 400, "format"),
+        ("/api/reports/monthly?category=graffiti", 400, "category"),
+        ("/api/reports/monthly?category=%00", 400, "category"),
     ],
 )
 def test_bad_report_parameters_name_the_field(client, october, auth_headers, path, status, field):

@@ -22,9 +22,6 @@ ZH_CN: dict[str, str] = {
     "Resolved on time": "按时办结",
     "Overdue now": "当前超期",
     "Median working days to resolve": "办结用时中位数(工作日)",
-    "Deadline figures and the league table count every category.": (
-        "时限指标和评比排名统计全部类别。"
-    ),
     "League table": "评比排名",
     "Download as XLSX": "导出 XLSX",
     "Rank": "排名",
