@@ -64,9 +64,11 @@ WARM_UP_ROUNDS = 8
 USER = "bench-web"
 PASSWORD = "bench-web-password"
 #: The server shapes measured (``GEOGRID_WORKER_CLASS``, ``GEOGRID_WORKERS``,
-#: ``GEOGRID_THREADS``): the default, threads for pages that wait on the database, and
-#: one sync worker per core, one request at a time each, for the map endpoints.
+#: ``GEOGRID_THREADS``): the default, two threads per worker; four, for pages that wait
+#: on the database, with more requests contending for each worker's interpreter lock;
+#: and one sync worker per core, one request at a time each.
 SHAPES: dict[str, dict[str, Any]] = {
+    "gthread_2x2": {"worker_class": "gthread", "workers": 2, "threads": 2},
     "gthread_2x4": {"worker_class": "gthread", "workers": 2, "threads": 4},
     "sync_2": {"worker_class": "sync", "workers": 2},
 }

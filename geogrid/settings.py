@@ -61,12 +61,14 @@ class Settings:
     port: int = 8000
     #: WSGI worker processes for ``geogrid serve``.
     workers: int = 2
-    #: gunicorn worker class: ``gthread`` (``threads`` requests at once per worker: pages
-    #: that wait on the database overlap) or ``sync`` (one at a time: the lowest latency
-    #: for the map JSON endpoints, with workers = cores; see the README's benchmarks).
+    #: gunicorn worker class: ``gthread`` (``threads`` requests at once per worker, on
+    #: kept-alive connections: pages that wait on the database overlap) or ``sync`` (one
+    #: request at a time per worker, a new connection for each).
     worker_class: str = "gthread"
-    #: Threads per worker with ``gthread``.
-    threads: int = 4
+    #: Threads per worker with ``gthread``. Two: the map JSON endpoints are CPU-bound, and
+    #: with four, requests queued for each worker's interpreter lock made their p99 half
+    #: as long again (``python -m benchmarks webload``; the README has the figures).
+    threads: int = 2
     #: Folder holding ``.geogrid/`` (the private cluster); the repository by default.
     home: Path = field(default=PROJECT_ROOT)
     #: Session cookies only over https, named ``__Host-``. Browsers keep such cookies on
