@@ -23,7 +23,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -37,7 +36,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from benchmarks.common import OUT, bench_settings, clustered_points, percentile, report
+from benchmarks.common import (
+    OUT,
+    bench_settings,
+    clustered_points,
+    free_port,
+    percentile,
+    report,
+    wait_until_healthy,
+)
 from geogrid import db, generations
 from geogrid.crs import wgs84_to_gcj02
 from geogrid.models import Incident
@@ -118,7 +125,7 @@ def run(clients: int = CLIENTS, requests: int = REQUESTS) -> dict[str, Any]:
         generation = generations.current_generation(session)
         areas = generations.generation_areas(session, generation.id, level="grid")
     bodies = _bodies(areas, 2_000)
-    port = _free_port()
+    port = free_port()
     log_path = OUT / "api-server.log"
     OUT.mkdir(exist_ok=True)
     loadavg_before = os.getloadavg()
@@ -268,35 +275,13 @@ class _Server:
         self.process = subprocess.Popen(
             [*command, "--port", str(self.port)], env=env, stdout=self.log, stderr=self.log
         )
-        _wait_until_healthy(self.port, self.process)
+        wait_until_healthy(self.port, self.process, timeout_s=60)
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self.process is not None
         self.process.terminate()  # gunicorn stops its workers on SIGTERM
         self.process.wait(timeout=60)
-
-
-def _wait_until_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"geogrid serve exited with {process.returncode}; see the log")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("geogrid serve did not become healthy within 60 s")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # -- measuring ---------------------------------------------------------------------------------

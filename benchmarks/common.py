@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -156,3 +159,27 @@ def report(name: str, figures: dict[str, Any]) -> None:
 def median(values: list[float]) -> float:
     """The median."""
     return statistics.median(values)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for a server started next)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait until ``geogrid serve`` on ``port`` answers /healthz; fail if it exits first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"geogrid serve exited with {process.returncode}; see the log")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"geogrid serve did not become healthy within {timeout_s:.0f} s")

@@ -35,12 +35,11 @@ from typing import Any
 import folium
 from sqlalchemy.orm import Session
 
-from benchmarks.common import OUT, report
+from benchmarks.common import OUT, free_port, report
 from benchmarks.webload import (
     PASSWORD,
     USER,
     bench_token,
-    free_port,
     load_average,
     served,
     wait_until_warm,

@@ -41,7 +41,14 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from benchmarks.common import OUT, bench_settings, clustered_points, report
+from benchmarks.common import (
+    OUT,
+    bench_settings,
+    clustered_points,
+    free_port,
+    report,
+    wait_until_healthy,
+)
 from geogrid import db, generations
 from geogrid.area_index import area_bounds, area_names, level_summaries
 from geogrid.crs import wgs84_to_gcj02
@@ -250,7 +257,8 @@ def served(settings: Settings, port: int, log: Any, *, warm: bool = True) -> Ite
     command = [sys.executable, "-c", "from geogrid.cli import main; main()", "serve"]
     process = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=log, stderr=log)
     try:
-        _wait_until_healthy(port, process)
+        # The master prepares the point index and the overview before it listens.
+        wait_until_healthy(port, process, timeout_s=600)
         if warm:
             wait_until_warm(Path(log.name), settings.workers)
         yield process.pid
@@ -262,34 +270,6 @@ def served(settings: Settings, port: int, log: Any, *, warm: bool = True) -> Ite
 def load_average() -> list[float]:
     """The machine's 1, 5 and 15 minute load averages."""
     return [float(value) for value in Path("/proc/loadavg").read_text().split()[:3]]
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
-    import http.client
-
-    # The master prepares the point index and the overview before it listens.
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"geogrid serve exited with {process.returncode}; see the log")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("geogrid serve did not become healthy within 600 s")
 
 
 def wait_until_warm(log: Path, workers: int, timeout_s: float = 900) -> None:
