@@ -21,6 +21,48 @@ from geogrid.shifts import format_weekdays
 
 _OVER = 1e-9
 
+# What a proposal may remark on: English templates with %(name)s values, so that the
+# web pages can show them translated (web/messages/patrol_pages.py holds each one).
+NOT_ENOUGH_CAPACITY = (
+    "not enough capacity: the grids need %(workload)s workload units a week and the active "
+    "teams can carry %(capacity)s, so %(shortfall)s are over capacity whatever the "
+    "assignment; add teams or raise their capacity"
+)
+OVER_CAPACITY = "over capacity: %(teams)s"
+NO_GRID = "no grid for: %(teams)s"
+TIME_LIMIT_WITH_GAP = (
+    "the time limit ended the search: the best assignment found (%(source)s) is %(gap)s "
+    "above HiGHS's bound; more time may find a better one"
+)
+TIME_LIMIT_WITHOUT_BOUND = (
+    "the time limit ended the search before HiGHS had a bound, so the gap is unknown (the "
+    "answer is %(source)s's); more time gives one"
+)
+SOLVER_STOPPED = "HiGHS: %(message)s; the answer is %(source)s's"
+LEFT_OUT = "not in the current generation, left out: %(grids)s"
+NOTE_TEMPLATES = (
+    NOT_ENOUGH_CAPACITY,
+    OVER_CAPACITY,
+    NO_GRID,
+    TIME_LIMIT_WITH_GAP,
+    TIME_LIMIT_WITHOUT_BOUND,
+    SOLVER_STOPPED,
+    LEFT_OUT,
+)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A remark on a proposal: one of :data:`NOTE_TEMPLATES` and its values, as text."""
+
+    template: str
+    values: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The remark in English."""
+        return self.template % self.values
+
 
 @dataclass(frozen=True)
 class ShiftPattern:
@@ -115,7 +157,13 @@ class Proposal:
     teams: list[TeamLoad]
     assignments: list[ProposedAssignment]
     removed: list[EndedAssignment]
-    notes: list[str] = field(default_factory=list)
+    #: What the officer should know about the answer (capacity, time limit, left-out grids).
+    remarks: list[Note] = field(default_factory=list)
+
+    @property
+    def notes(self) -> list[str]:
+        """The remarks in English, as the CLI prints them and the API returns them."""
+        return [note.text for note in self.remarks]
 
     @property
     def capacity_shortfall(self) -> float:
@@ -229,7 +277,7 @@ def build_proposal(
         teams=team_loads,
         assignments=sorted(proposed, key=lambda p: (p.team_mark, p.grid_code)),
         removed=sorted(removed, key=lambda r: r.assignment_id),
-        notes=_notes(problem, solution, team_loads, skipped_grids),
+        remarks=_notes(problem, solution, team_loads, skipped_grids),
     )
 
 
@@ -258,37 +306,35 @@ def _notes(
     solution: Solution,
     team_loads: list[TeamLoad],
     skipped_grids: Sequence[str],
-) -> list[str]:
+) -> list[Note]:
     notes = []
     shortfall = problem.total_workload - problem.total_capacity
     if shortfall > _OVER:
         notes.append(
-            f"not enough capacity: the grids need {problem.total_workload:.1f} workload units a "
-            f"week and the active teams can carry {problem.total_capacity:.1f}, so "
-            f"{shortfall:.1f} are over capacity whatever the assignment; add teams or raise "
-            "their capacity"
+            Note(
+                NOT_ENOUGH_CAPACITY,
+                {
+                    "workload": f"{problem.total_workload:.1f}",
+                    "capacity": f"{problem.total_capacity:.1f}",
+                    "shortfall": f"{shortfall:.1f}",
+                },
+            )
         )
     over = [t for t in team_loads if t.load > t.capacity + _OVER]
     if over:
-        notes.append(
-            "over capacity: "
-            + ", ".join(f"{t.team_mark} {t.load:.1f}/{t.capacity:g}" for t in over)
-        )
+        loads = ", ".join(f"{t.team_mark} {t.load:.1f}/{t.capacity:g}" for t in over)
+        notes.append(Note(OVER_CAPACITY, {"teams": loads}))
     idle = [t.team_mark for t in team_loads if not t.grids]
     if idle:
-        notes.append(f"no grid for: {', '.join(idle)}")
+        notes.append(Note(NO_GRID, {"teams": ", ".join(idle)}))
     if solution.status == "time_limit" and solution.mip_gap is not None:
-        notes.append(
-            f"the time limit ended the search: the best assignment found ({solution.source}) "
-            f"is {solution.mip_gap:.1%} above HiGHS's bound; more time may find a better one"
-        )
+        gap = f"{solution.mip_gap:.1%}"
+        notes.append(Note(TIME_LIMIT_WITH_GAP, {"source": solution.source, "gap": gap}))
     elif solution.status == "time_limit":
-        notes.append(
-            "the time limit ended the search before HiGHS had a bound, so the gap is unknown "
-            f"(the answer is {solution.source}'s); more time gives one"
-        )
+        notes.append(Note(TIME_LIMIT_WITHOUT_BOUND, {"source": solution.source}))
     elif solution.status != "optimal":
-        notes.append(f"HiGHS: {solution.message}; the answer is {solution.source}'s")
+        values = {"message": solution.message, "source": solution.source}
+        notes.append(Note(SOLVER_STOPPED, values))
     if skipped_grids:
-        notes.append("not in the current generation, left out: " + ", ".join(skipped_grids))
+        notes.append(Note(LEFT_OUT, {"grids": ", ".join(skipped_grids)}))
     return notes

@@ -159,6 +159,29 @@ def test_the_optimiser_proposes_and_accepting_writes_the_assignments(officer, st
     assert "方案已采纳" in officer.get(accepted.location).get_data(as_text=True)
 
 
+def test_the_optimisers_remarks_are_shown_in_the_pages_language(officer, station, db):
+    for team in (station["t1"], station["t2"]):
+        team.capacity = 0.01  # far below the grids' workload: a shortfall whatever the answer
+    db.flush()
+    chinese = run_optimiser(officer).get_data(as_text=True)
+    assert "运力不足：这些网格每周需要" in chinese
+    assert "not enough capacity" not in chinese
+    data = {"csrf_token": officer.csrf_token, "station": STATION, "time_limit": "5"}
+    english = officer.post("/station/optimiser?lang=en", data=data).get_data(as_text=True)
+    assert "not enough capacity: the grids need" in english
+
+
+def test_every_remark_of_the_optimiser_has_chinese_with_the_same_values():
+    from geogrid.optimiser_proposal import NOTE_TEMPLATES
+    from web.i18n import CATALOGUES
+
+    for template in NOTE_TEMPLATES:
+        chinese = CATALOGUES["zh_CN"][template]
+        assert sorted(re.findall(r"%\((\w+)\)s", chinese)) == sorted(
+            re.findall(r"%\((\w+)\)s", template)
+        )
+
+
 def test_a_locked_assignment_is_kept(officer, station, db):
     station["a1"].locked = True
     db.flush()

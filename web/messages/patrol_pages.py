@@ -1,5 +1,7 @@
 """The words of the patrol member's pages ("my area") and the station officer's page."""
 
+from geogrid import optimiser_proposal as proposal
+
 #: English message → Chinese. Keys are exactly the strings passed to ``_()`` and ``gettext``.
 ZH_CN: dict[str, str] = {
     # My area
@@ -136,4 +138,20 @@ ZH_CN: dict[str, str] = {
         "到访：达到目标时长的次数 / 全部次数。最长间隔从班次开始算到班次结束。"
     ),
     "No shift on this day.": "当天没有班次。",
+    # The optimiser's remarks on a proposal (geogrid.optimiser_proposal.NOTE_TEMPLATES)
+    proposal.NOT_ENOUGH_CAPACITY: (
+        "运力不足：这些网格每周需要 %(workload)s 个工作量单位，在岗巡防队只能承担 %(capacity)s，"
+        "无论怎样分配都有 %(shortfall)s 超出运力；请增加巡防队或提高其运力"
+    ),
+    proposal.OVER_CAPACITY: "超出运力：%(teams)s",
+    proposal.NO_GRID: "未分到网格的巡防队：%(teams)s",
+    proposal.TIME_LIMIT_WITH_GAP: (
+        "求解到达时限而停止：找到的最佳分配（%(source)s）比 HiGHS 的界高 %(gap)s；"
+        "给更多时间可能找到更好的分配"
+    ),
+    proposal.TIME_LIMIT_WITHOUT_BOUND: (
+        "求解在 HiGHS 得出界之前到达时限，差距未知（答案来自 %(source)s）；给更多时间可得出差距"
+    ),
+    proposal.SOLVER_STOPPED: "HiGHS：%(message)s；答案来自 %(source)s",
+    proposal.LEFT_OUT: "不在当前网格版本中、未参与分配的网格：%(grids)s",
 }
