@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from geogrid import sla
 from geogrid.actors import OFFICIAL, UNSCOPED_ROLES, Actor
-from geogrid.categories import get_category
 from geogrid.codes import CodeScheme
 from geogrid.errors import Forbidden, InputError, NotFound
 from geogrid.generations import metric_srid_of
@@ -122,13 +121,6 @@ def choose_area(
     if name is None:
         raise NotFound(f"there is no area {code} in generation {generation}", field="area")
     return AreaChoice(code, name, level)
-
-
-def choose_category(session: Session, code: str | None) -> str | None:
-    """The category to show, None for all; a retired one too, since its history stays."""
-    if code is None:
-        return None
-    return get_category(session, code, allow_retired=True).code
 
 
 def default_area_code(session: Session, actor: Actor, generation: int) -> str:

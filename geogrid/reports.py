@@ -67,7 +67,15 @@ from geogrid.report_measures import Alert
 from geogrid.settings import Settings
 from geogrid.workdays import SHANGHAI, WorkCalendar, load_calendar
 
-__all__ = ["PERIOD_KINDS", "Alert", "Period", "Report", "ReportCategory", "build_report"]
+__all__ = [
+    "PERIOD_KINDS",
+    "Alert",
+    "Period",
+    "Report",
+    "ReportCategory",
+    "build_report",
+    "report_category",
+]
 
 #: Weights of the rates in the score; a unit without a rate is scored on the others.
 SCORE_WEIGHTS = {"accept_on_time_rate": 0.3, "resolve_on_time_rate": 0.4, "satisfaction_rate": 0.3}
@@ -214,7 +222,7 @@ def build_report(
     period = _as_period(kind, period)
     unit_length = _unit_length(settings.scheme, level)
     check_attribution(attribution)
-    counted_category = _category_of(session, category)
+    counted_category = report_category(session, category)
     now = _aware_now(now)
     calendar = calendar if calendar is not None else load_calendar(session)
     current = resolve_generation(session, None)
@@ -334,8 +342,11 @@ def _aware_now(now: datetime | None) -> datetime:
     return now.astimezone(SHANGHAI)
 
 
-def _category_of(session: Session, code: str | None) -> ReportCategory | None:
-    """The category to count, None for all; retired ones too, since their history stays."""
+def report_category(session: Session, code: str | None) -> ReportCategory | None:
+    """The category to count, None for all; retired ones too, since their history stays.
+
+    An unknown code is an InputError naming ``category``.
+    """
     if code is None:
         return None
     category = get_category(session, code, allow_retired=True)

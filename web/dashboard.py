@@ -42,7 +42,7 @@ from geogrid.hotspots import grid_counts, hotspots
 from geogrid.maps import base_map, display_tolerance, label, map_parts, offline
 from geogrid.models import Generation
 from geogrid.periods import Period
-from geogrid.reports import Report
+from geogrid.reports import Report, report_category
 from geogrid.settings import Settings
 from geogrid.workdays import SHANGHAI
 from web.auth import page_actor
@@ -180,7 +180,8 @@ def _filters(
         first=query_text("from"),
         last=query_text("to"),
     )
-    category = board.choose_category(session, query_text("category"))
+    chosen = report_category(session, query_text("category"))
+    category = chosen.code if chosen else None
     allowed = board.analysis_levels(scheme, area.level)
     level = query_text("level") or allowed[-1]
     scheme.level(level)  # an unknown level name is an error
